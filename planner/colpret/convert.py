@@ -82,7 +82,10 @@ def convert(source: str | Path, **download_options) -> ConversionResult:
 
         with tempfile.TemporaryDirectory(prefix="colpret-") as tmp:
             fetch.download(text, manifest_paths(), Path(tmp), **download_options)
-            return convert_directory(Path(tmp))
+            result = convert_directory(Path(tmp))
+        if not fetch.is_pinned(text):
+            result.warnings.insert(0, f"{text} names a branch, not a commit: the data can change between imports")
+        return result
     return convert_directory(Path(source))
 
 
