@@ -41,6 +41,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_filters",
     "planner",
 ]
 
@@ -155,12 +157,19 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "EXCEPTION_HANDLER": "planner.api.exceptions.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"uploads": env.str("SCALEPLAN_UPLOAD_RATE", default="60/hour")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "scaleplan API",
     "DESCRIPTION": "Corpus of published scaling families, jobs, and (later) plans.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Docs UI assets served from our own static files (no CDN: offline hosts).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Where the corpus lives for tests/benchmarks/auto-load (never copied into the repo).

@@ -1,0 +1,114 @@
+"""One JSON error shape for every API error:
+
+    {"error": {"code": "<machine code>", "message": "<for humans>", "details": {...}}}
+
+DRF exceptions, Django's Http404/PermissionDenied, domain errors (job state
+conflicts, an unreachable broker) and unexpected exceptions all go through
+`exception_handler` (settings REST_FRAMEWORK["EXCEPTION_HANDLER"]). Requests
+under /api/ that never reach a DRF view (unknown URL, a crash in middleware)
+get the same shape from `api_not_found` and the project's handler404/handler500.
+"""
+import logging
+
+from django.conf import settings
+from django.http import JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from ..jobs import JobEnqueueError, JobError
+
+log = logging.getLogger(__name__)
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+    default_detail = "The upload is too large."
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "service_unavailable"
+    default_detail = "A service the API needs is unavailable; try again later."
+
+
+class CorpusRejected(exceptions.ValidationError):
+    """A corpus file broke the canonical format: details.problems lists line, column and reason."""
+
+    def __init__(self, error):
+        super().__init__({"file": [str(error).splitlines()[0]]})
+        self.message = str(error).splitlines()[0]
+        self.extra = {"problems": [p.to_dict() for p in error.problems]}
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+    default_detail = "The request conflicts with the current state of the resource."
+
+
+def error_body(code: str, message: str, details=None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
+
+
+def _as_details(detail):
+    """Validation details as an object: field -> messages (non-field errors under non_field_errors)."""
+    if isinstance(detail, dict):
+        return detail
+    if isinstance(detail, list):
+        return {settings.REST_FRAMEWORK.get("NON_FIELD_ERRORS_KEY", "non_field_errors"): detail}
+    return {}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, JobEnqueueError):
+        job_id = exc.job.pk
+        exc = ServiceUnavailable(detail=str(exc))
+        exc.extra = {"job_id": job_id}
+    elif isinstance(exc, JobError):
+        exc = Conflict(detail=str(exc))
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        # Not an API exception: a bug. Log it with its traceback and answer in our shape.
+        log.exception("unhandled API error", exc_info=exc)
+        return Response(
+            error_body("server_error", "Internal server error."), status=status.HTTP_500_INTERNAL_SERVER_ERROR
+        )
+
+    if isinstance(exc, exceptions.ValidationError):
+        code, message, details = "invalid", "Invalid input.", _as_details(response.data)
+        details = {**details, **(getattr(exc, "extra", None) or {})}
+        message = getattr(exc, "message", message)
+    else:
+        detail = getattr(exc, "detail", None)
+        code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
+        message = str(detail) if detail is not None else str(exc)
+        details = dict(getattr(exc, "extra", None) or {})
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            details["retry_after_seconds"] = exc.wait
+    response.data = error_body(code, message, details)
+    return response
+
+
+def _is_api(request):
+    return request.path.startswith("/api/")
+
+
+def api_not_found(request, *args, **kwargs):
+    """Catch-all for unknown /api/ URLs (works in DEBUG too, unlike handler404)."""
+    return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}."), status=404)
+
+
+def handler404(request, exception=None):
+    if _is_api(request):
+        return api_not_found(request)
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request):
+    if _is_api(request):
+        return JsonResponse(error_body("server_error", "Internal server error."), status=500)
+    return defaults.server_error(request)

@@ -1,0 +1,23 @@
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import views
+from .exceptions import api_not_found
+
+app_name = "api"
+
+urlpatterns = [
+    path("families/", views.FamilyList.as_view(), name="family-list"),
+    path("families/<int:pk>/", views.FamilyDetail.as_view(), name="family-detail"),
+    path("runs/", views.RunList.as_view(), name="run-list"),
+    path("observations/", views.ObservationList.as_view(), name="observation-list"),
+    path("imports/", views.ImportCreate.as_view(), name="import-create"),
+    path("stats/refresh/", views.StatsRefresh.as_view(), name="stats-refresh"),
+    path("jobs/", views.JobList.as_view(), name="job-list"),
+    path("jobs/<int:pk>/", views.JobDetail.as_view(), name="job-detail"),
+    path("jobs/<int:pk>/cancel/", views.JobCancel.as_view(), name="job-cancel"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # Unknown API URLs answer in the API's error shape, also when DEBUG is on.
+    re_path(r"^.*$", api_not_found),
+]

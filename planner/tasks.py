@@ -1,0 +1,65 @@
+"""Celery tasks: thin. Take a job id, claim the row, call one function, store the outcome.
+
+Safe to run twice (acks_late redelivery, duplicate messages): only the process
+whose conditional claim succeeds does the work; see planner.jobs.
+"""
+import logging
+import os
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+
+from .jobs import (
+    MAX_ATTEMPTS,
+    JobCancelled,
+    ProgressReporter,
+    job_claim,
+    job_fail,
+    job_succeed,
+    seconds_until_stale,
+)
+from .models import Job
+from .services_corpus import JobFailure, corpus_import_run, corpus_stats_run
+
+log = logging.getLogger(__name__)
+
+RUNNERS = {
+    Job.Kind.CORPUS_STATS: corpus_stats_run,
+    Job.Kind.CORPUS_IMPORT: corpus_import_run,
+}
+
+
+@shared_task(bind=True, acks_late=True, name="planner.run_job", max_retries=MAX_ATTEMPTS + 1)
+def run_job(self, job_id: int):
+    worker = f"{self.request.hostname or 'local'}:{os.getpid()}"
+    job = job_claim(job_id=job_id, worker=worker)
+    if job is None:
+        current = Job.objects.filter(pk=job_id).only("status", "started_at").first()
+        if current is not None and current.status == Job.Status.RUNNING:
+            # Another worker has it, or had it and died: look again once it would be stale.
+            log.info("job %s is running elsewhere; checking again later", job_id)
+            raise self.retry(countdown=seconds_until_stale(current) + 1)
+        log.info("job %s not claimed: %s", job_id, current.status if current else "no such job")
+        return
+    log.info("job %s (%s) claimed by %s", job.pk, job.kind, worker)
+    with ProgressReporter(job.pk) as progress:
+        try:
+            result = RUNNERS[job.kind](job=job, progress=progress)
+        except JobCancelled:
+            log.info("job %s cancelled while running", job.pk)
+            return
+        except SoftTimeLimitExceeded:
+            job_fail(job_id=job.pk, error=f"Stopped: took longer than {settings.CELERY_TASK_SOFT_TIME_LIMIT} s.")
+            return
+        except JobFailure as exc:
+            job_fail(job_id=job.pk, error=str(exc), result=exc.details)
+            return
+        except Exception as exc:
+            log.exception("job %s failed", job.pk)
+            job_fail(job_id=job.pk, error=f"{type(exc).__name__}: {exc}")
+            return
+    if job_succeed(job_id=job.pk, result=result):
+        log.info("job %s succeeded", job.pk)
+    else:
+        log.info("job %s finished but was cancelled meanwhile; result dropped", job.pk)
