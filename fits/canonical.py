@@ -345,8 +345,11 @@ def validate_canonical(raw: pd.DataFrame, *, skip_invalid: bool = False) -> tupl
     problems.sort(key=lambda pr: (pr.line, pr.column))
     if problems and not skip_invalid:
         raise CorpusValidationError(problems)
-    result = out[~bad & ~drop].reset_index(drop=True)
-    return result[list(CANONICAL_COLUMNS) + ["line"]], problems
+    result = out[~bad & ~drop].reset_index(drop=True)[list(CANONICAL_COLUMNS) + ["line"]]
+    # Counts for reports: every data row read, and the repeats dropped as identical.
+    result.attrs["rows_read"] = n
+    result.attrs["duplicates_dropped"] = int(drop.sum())
+    return result, problems
 
 
 class _Raw(str):
@@ -401,7 +404,7 @@ def read_families(source) -> pd.DataFrame:
         raw[col] = raw[col].astype(str).str.strip() if col in raw.columns else ""
     problems = _problems(raw, raw["family"] == "", "family", "required value is empty")
     problems += _problems(raw, (raw["arch"] != "") & ~raw["arch"].isin(ARCHES), "arch",
-                          "must be empty or one of " + ", ".join(ARCHES) + "; got " + _quoted(raw["arch"]))
+                          "must be empty or one of " + ", ".join(ARCHES) + "; got {}", raw["arch"])
     dup = raw.duplicated("family", keep="first") & (raw["family"] != "")
     problems += _problems(raw, dup, "family", "family listed more than once")
     if problems:

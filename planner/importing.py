@@ -1,0 +1,421 @@
+"""Import of canonical corpus rows into Family -> Run -> Observation.
+
+One service, :func:`import_canonical`: validated (fits.canonical), atomic,
+idempotent, and bulk (COPY on PostgreSQL, batched bulk_create on SQLite).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from django.db import connection, transaction
+
+from fits.canonical import (
+    CANONICAL_COLUMNS,
+    CorpusValidationError,
+    Problem,
+    frame_to_raw,
+    read_canonical,
+    validate_canonical,
+)
+
+from .models import Family, Observation, Run
+
+_OBS_FIELDS = ("step", "epochs", "flops", "split", "dataset", "source")
+_BATCH = 5000
+# A name is loss-like when it says loss / cross-entropy / NLL / log-perplexity;
+# names that also say accuracy, error rate, bits-per-byte or score are not.
+_LOSS_RE = re.compile(r"loss|cross.?ent|\bnll\b|log.?perplexity|log.?ppl", re.IGNORECASE)
+_NOT_LOSS_RE = re.compile(r"(^|[^a-z])(acc|accuracy|err|error|bpb|score)([^a-z]|$)", re.IGNORECASE)
+_AGGREGATE_RE = re.compile(r"(^|[^a-z])(avg|average|mean|overall|all)([^a-z]|$)", re.IGNORECASE)
+_SPLIT_RANK = {"validation": 0, "train": 1, "unknown": 2, "": 2}
+
+
+@dataclass
+class ImportReport:
+    rows_read: int = 0
+    rows_inserted: int = 0
+    rows_unchanged: int = 0
+    rows_replaced: int = 0
+    rows_skipped: int = 0
+    families_created: int = 0
+    runs_created: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    families: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["problems"] = [p.to_dict() for p in self.problems]
+        return data
+
+    def summary(self) -> str:
+        return (
+            f"{self.rows_read} rows read: {self.rows_inserted} inserted, {self.rows_replaced} replaced, "
+            f"{self.rows_unchanged} unchanged, {self.rows_skipped} skipped; "
+            f"{self.families_created} families and {self.runs_created} runs created; "
+            f"{len(self.families)} families touched"
+        )
+
+
+def is_loss_metric(name: str) -> bool:
+    return bool(_LOSS_RE.search(name)) and not _NOT_LOSS_RE.search(name)
+
+
+def _metric_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (family, metric) of loss-like metrics: runs reporting it, best split rank, rows, aggregate name."""
+    names = pd.Series(rows["metric"].unique())
+    losses = set(names[names.map(is_loss_metric)])
+    sub = rows.loc[rows["metric"].isin(losses), ["family", "metric", "model", "split"]]
+    sub = sub.assign(split=sub["split"].map(_SPLIT_RANK).fillna(2))
+    table = sub.groupby(["family", "metric"], sort=False).agg(
+        runs=("model", "nunique"), split=("split", "min"), rows=("model", "size")
+    ).reset_index()
+    table["aggregate"] = table["metric"].map(lambda m: 0 if _AGGREGATE_RE.search(m) else 1)
+    return table.sort_values(
+        ["family", "runs", "split", "rows", "aggregate", "metric"],
+        ascending=[True, False, True, False, True, True],
+    )
+
+
+def choose_primary_metric(rows: pd.DataFrame) -> str:
+    """Pick one family's primary (fitting) metric from its canonical rows.
+
+    Only loss-like names count (``loss``, cross-entropy, NLL, log-perplexity;
+    never accuracy/acc/err/bpb/score names). Among them, in order:
+    1. the metric reported for the most runs of the family (a fit needs sizes);
+    2. validation over training over unknown split (the metric's best split);
+    3. the most rows (the source's headline curve is the densest one);
+    4. an aggregate name (avg/mean/overall) over a per-domain one;
+    5. alphabetical, so the choice is deterministic.
+    Returns "" when the family has no loss-like metric (a curator must choose).
+    """
+    chosen = _primary_metrics(rows)
+    return str(chosen.iat[0]) if len(chosen) else ""
+
+
+def _primary_metrics(rows: pd.DataFrame) -> pd.Series:
+    """family -> primary metric by the rule of choose_primary_metric (families without a loss absent)."""
+    return _metric_table(rows).drop_duplicates("family").set_index("family")["metric"]
+
+
+def _mode_per_family(rows: pd.DataFrame, column: str) -> pd.Series:
+    counts = rows.loc[rows[column] != "", ["family", column]].value_counts().reset_index()
+    counts = counts.sort_values(["family", "count", column], ascending=[True, False, True])
+    return counts.drop_duplicates("family").set_index("family")[column]
+
+
+def _as_rows(source, *, skip_invalid: bool) -> tuple[pd.DataFrame, list[Problem]]:
+    if isinstance(source, pd.DataFrame):
+        rows, problems = validate_canonical(frame_to_raw(source), skip_invalid=skip_invalid)
+    else:
+        rows, problems = read_canonical(source, skip_invalid=skip_invalid)
+    return rows, problems
+
+
+def _chunks(values, size=900):
+    values = list(values)
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def _existing_runs(models) -> pd.DataFrame:
+    found = []
+    for chunk in _chunks(models):
+        found += Run.objects.filter(name__in=chunk).values_list("id", "name", "seed", "family__name", "arch", "params")
+    return pd.DataFrame(found, columns=["run_id", "model", "seed", "family", "arch", "params"])
+
+
+def _existing_observations(run_ids) -> pd.DataFrame:
+    found = []
+    for chunk in _chunks(run_ids):
+        found += Observation.objects.filter(run_id__in=chunk).values_list(
+            "id", "run_id", "metric", "tokens", "value", *_OBS_FIELDS
+        )
+    cols = ["obs_id", "run_id", "metric", "tokens", "db_value"] + [f"db_{f}" for f in _OBS_FIELDS]
+    return pd.DataFrame(found, columns=cols)
+
+
+def _reject(rows, mask, problems, column, reasons):
+    lines = rows.loc[mask, "line"].to_numpy()
+    problems.extend(Problem(int(ln), column, r) for ln, r in zip(lines, reasons))
+
+
+def _check_against_database(rows: pd.DataFrame, *, replace: bool) -> tuple[pd.DataFrame, list[Problem]]:
+    """Attach run_id/obs_id and a per-row action; report rows that contradict stored data."""
+    problems: list[Problem] = []
+    runs = _existing_runs(rows["model"].unique())
+    rows = rows.copy()
+    bad = np.zeros(len(rows), dtype=bool)
+    if len(runs):
+        # A model name is one run whatever its seed: family/arch/params are fixed.
+        per_model = runs.drop_duplicates("model").set_index("model")
+        for col in ("family", "arch", "params"):
+            stored = rows["model"].map(per_model[col])
+            mask = (stored.notna() & (stored != rows[col])).to_numpy()
+            if mask.any():
+                _reject(rows, mask, problems, col, [
+                    f"run {m!r} is stored with {col} {s!r}, the file says {v!r}; a run cannot change {col}"
+                    for m, s, v in zip(rows["model"][mask], stored[mask], rows[col][mask])
+                ])
+                bad |= mask
+        rows = rows.merge(runs[["run_id", "model", "seed"]], on=["model", "seed"], how="left")
+    else:
+        rows["run_id"] = np.nan
+
+    rows["action"] = "insert"
+    known = rows["run_id"].notna().to_numpy() & ~bad
+    if known.any():
+        obs = _existing_observations(rows.loc[known, "run_id"].astype("int64").unique())
+        if len(obs):
+            rows = rows.merge(obs, on=["run_id", "metric", "tokens"], how="left")
+            stored = rows["obs_id"].notna().to_numpy()
+            same_value = (rows["db_value"] == rows["value"]).to_numpy()
+            same_rest = np.ones(len(rows), dtype=bool)
+            for f in _OBS_FIELDS:
+                a, b = rows[f], rows[f"db_{f}"]
+                same_rest &= ((a == b) | (a.isna() & b.isna())).to_numpy(dtype=bool)
+            if replace:
+                rows.loc[stored & ~(same_value & same_rest), "action"] = "update"
+                rows.loc[stored & same_value & same_rest, "action"] = "unchanged"
+            else:
+                # Without replace a matching value is enough: stored metadata wins.
+                rows.loc[stored & same_value, "action"] = "unchanged"
+                conflict = stored & ~same_value & ~bad
+                if conflict.any():
+                    _reject(rows, conflict, problems, "value", [
+                        f"run {m!r} already has {met!r} at tokens {t!r} = {s!r}, the file says {v!r} "
+                        "(use replace to overwrite)"
+                        for m, met, t, s, v in zip(rows["model"][conflict], rows["metric"][conflict],
+                                                   rows["tokens"][conflict], rows["db_value"][conflict],
+                                                   rows["value"][conflict])
+                    ])
+                    bad |= conflict
+    if "obs_id" not in rows.columns:
+        rows["obs_id"] = np.nan
+    rows["bad"] = bad
+    return rows, problems
+
+
+def _family_defaults(rows: pd.DataFrame) -> pd.DataFrame:
+    """arch/dataset/source/primary metric of each family as its rows suggest."""
+    names = pd.Index(sorted(rows["family"].unique()), name="family")
+    arches = rows.groupby("family")["arch"].agg(lambda s: s.iat[0] if s.nunique() == 1 else "")
+    out = pd.DataFrame(index=names)
+    out["arch"] = arches
+    out["dataset"] = _mode_per_family(rows, "dataset")
+    out["source"] = _mode_per_family(rows, "source")
+    out["primary_metric"] = _primary_metrics(rows)
+    out["notes"] = ""
+    return out.fillna("")
+
+
+def _upsert_families(rows, families, *, replace, report) -> dict[str, int]:
+    names = sorted(rows["family"].unique())
+    defaults = _family_defaults(rows)
+    given = families.set_index("family") if families is not None else None
+    fields = ("arch", "dataset", "source", "primary_metric", "notes")
+    existing = {f.name: f for f in Family.objects.filter(name__in=names)}
+    to_create, to_update = [], []
+    for name in names:
+        wanted = dict(defaults.loc[name, list(fields)])
+        if given is not None and name in given.index:
+            # The families file is the curated word: it overrides what the rows suggest.
+            wanted.update({k: v for k, v in given.loc[name, list(fields)].items() if v})
+        family = existing.get(name)
+        if family is None:
+            to_create.append(Family(name=name, **wanted))
+            continue
+        # Existing families keep curated fields unless replacing; blanks are filled.
+        changed = False
+        for key in fields:
+            if wanted[key] and (replace and given is not None and name in given.index or not getattr(family, key)):
+                if getattr(family, key) != wanted[key]:
+                    setattr(family, key, wanted[key])
+                    changed = True
+        if changed:
+            to_update.append(family)
+    Family.objects.bulk_create(to_create, batch_size=_BATCH)
+    if to_update:
+        Family.objects.bulk_update(to_update, fields, batch_size=_BATCH)
+    report.families_created = len(to_create)
+    report.families = names
+    return dict(Family.objects.filter(name__in=names).values_list("name", "id"))
+
+
+def _create_runs(rows, family_ids, report) -> pd.DataFrame:
+    new = rows[rows["run_id"].isna()].drop_duplicates(["model", "seed"])
+    Run.objects.bulk_create(
+        [Run(family_id=family_ids[r.family], name=r.model, seed=r.seed, arch=r.arch, params=int(r.params))
+         for r in new.itertuples(index=False)],
+        batch_size=_BATCH,
+    )
+    report.runs_created = len(new)
+    if len(new):
+        created = _existing_runs(new["model"].unique())[["run_id", "model", "seed"]]
+        rows = rows.merge(created, on=["model", "seed"], how="left", suffixes=("", "_new"))
+        rows["run_id"] = rows["run_id"].fillna(rows["run_id_new"])
+        rows = rows.drop(columns="run_id_new")
+    rows["run_id"] = rows["run_id"].astype("int64")
+    return rows
+
+
+def _obs_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[["run_id", "tokens", "metric", "value", "step", "epochs", "flops", "split", "dataset", "source"]]
+
+
+_COPY_COLUMNS = ("obs_id", "run_id", "tokens", "metric", "value") + _OBS_FIELDS
+_COPY_TYPES = ("int8", "int8", "float8", "text", "float8", "int8", "float8", "float8", "text", "text", "text")
+
+
+def _records(frame: pd.DataFrame, obs_id) -> list[tuple]:
+    """Row tuples for COPY with None for missing values (binary COPY: floats travel exactly)."""
+    columns = [obs_id]
+    for col in _COPY_COLUMNS[1:]:
+        series = frame[col]
+        if col in ("run_id", "step"):
+            values = series.astype(object).where(series.notna(), None).tolist()
+            values = [None if v is None else int(v) for v in values]
+        elif col in ("epochs", "flops"):
+            values = series.astype(object).where(series.notna(), None).tolist()
+        else:
+            values = series.tolist()
+        columns.append(values)
+    return list(zip(*columns))
+
+
+def _write_postgresql(inserts: pd.DataFrame, updates: pd.DataFrame) -> None:
+    table = Observation._meta.db_table
+    cols = ", ".join(_COPY_COLUMNS[1:])
+    with connection.cursor() as cursor:
+        # ON COMMIT DROP cleans up; the DROP covers a second import in one transaction.
+        cursor.execute("DROP TABLE IF EXISTS scaleplan_import_rows")
+        cursor.execute(
+            "CREATE TEMP TABLE scaleplan_import_rows (obs_id bigint, run_id bigint, tokens double precision, "
+            "metric text, value double precision, step bigint, epochs double precision, "
+            "flops double precision, split text, dataset text, source text) ON COMMIT DROP"
+        )
+        with cursor.copy(
+            f"COPY scaleplan_import_rows ({', '.join(_COPY_COLUMNS)}) FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(list(_COPY_TYPES))
+            for record in _records(inserts, [None] * len(inserts)):
+                copy.write_row(record)
+            for record in _records(updates, [int(i) for i in updates["obs_id"]]):
+                copy.write_row(record)
+        cursor.execute(
+            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM scaleplan_import_rows WHERE obs_id IS NULL "
+            "ON CONFLICT (run_id, metric, tokens) DO NOTHING"
+        )
+        if cursor.rowcount != len(inserts):
+            # Cannot happen under the table lock taken by import_canonical; kept as a guard.
+            raise CorpusValidationError(
+                [Problem(0, "", "the corpus changed during the import (a concurrent import?); retry")],
+                what="import",
+            )
+        if len(updates):
+            sets = ", ".join(f"{c} = r.{c}" for c in ("value",) + _OBS_FIELDS)
+            cursor.execute(
+                f"UPDATE {table} AS o SET {sets} FROM scaleplan_import_rows AS r "
+                "WHERE r.obs_id IS NOT NULL AND o.id = r.obs_id"
+            )
+
+
+def _none(value):
+    return None if pd.isna(value) else value
+
+
+def _write_orm(inserts: pd.DataFrame, updates: pd.DataFrame) -> None:
+    def build(frame):
+        for r in _obs_frame(frame).itertuples(index=False):
+            yield Observation(
+                run_id=r.run_id, tokens=r.tokens, metric=r.metric, value=r.value, step=_none(r.step),
+                epochs=_none(r.epochs), flops=_none(r.flops), split=r.split, dataset=r.dataset, source=r.source,
+            )
+
+    batch = []
+    for obs in build(inserts):
+        batch.append(obs)
+        if len(batch) >= _BATCH:
+            Observation.objects.bulk_create(batch)
+            batch = []
+    if batch:
+        Observation.objects.bulk_create(batch)
+    if len(updates):
+        objs = list(build(updates))
+        for obs, pk in zip(objs, updates["obs_id"].astype("int64")):
+            obs.pk = int(pk)
+        Observation.objects.bulk_update(objs, ("value",) + _OBS_FIELDS, batch_size=_BATCH)
+
+
+def import_canonical(source, *, skip_invalid=False, replace=False, families=None, progress=None) -> ImportReport:
+    """Import canonical corpus rows; all or nothing.
+
+    ``source``: a path or file object (see fits.canonical.read_canonical) or a
+    DataFrame with the canonical columns (validated again here).
+    ``families``: optional frame from fits.canonical.read_families; its arch,
+    dataset, source, notes and primary_metric are used for new families and
+    fill blanks of existing ones (with ``replace`` they overwrite them).
+    ``progress``: optional ``callable(fraction, message)``.
+
+    Rules beyond the file's own (CORPUS_FORMAT.md):
+    - a row for a stored run (model) with another family, arch or params is an error;
+    - a row whose (run, metric, tokens) is stored with the same value is
+      unchanged (re-importing a file changes nothing); with another value it is
+      an error, unless ``replace``: then the value and step/epochs/flops/split/
+      dataset/source are overwritten (rows_replaced);
+    - any error raises CorpusValidationError and writes nothing, unless
+      ``skip_invalid``: then only the good rows are written and the rest are in
+      ``report.problems`` / ``rows_skipped``.
+    New families get a primary metric from ``families`` if given, else by
+    :func:`choose_primary_metric` (a loss, validation over training).
+    No jobs are enqueued here.
+    """
+    def tell(fraction, message):
+        if progress is not None:
+            progress(fraction, message)
+
+    report = ImportReport()
+    tell(0.0, "reading and validating")
+    rows, problems = _as_rows(source, skip_invalid=skip_invalid)
+    report.rows_read = rows.attrs["rows_read"]
+    duplicates = rows.attrs["duplicates_dropped"]
+    tell(0.3, f"{len(rows)} valid rows; comparing with the stored corpus")
+
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Serialise imports (reads stay allowed) so the comparison below holds until commit.
+            with connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {Observation._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
+        rows, db_problems = _check_against_database(rows, replace=replace)
+        problems = sorted(problems + db_problems, key=lambda p: (p.line, p.column))
+        if db_problems and not skip_invalid:
+            raise CorpusValidationError(problems)
+        rows = rows[~rows["bad"]]
+        report.rows_skipped = len({p.line for p in problems})
+        report.problems = problems
+        # Repeats inside the file count as unchanged: they add nothing.
+        report.rows_unchanged = int((rows["action"] == "unchanged").sum()) + duplicates
+        if rows.empty:
+            tell(1.0, "nothing to import")
+            return report
+
+        tell(0.45, "writing families and runs")
+        family_ids = _upsert_families(rows, families, replace=replace, report=report)
+        rows = _create_runs(rows, family_ids, report)
+
+        inserts = rows[rows["action"] == "insert"]
+        updates = rows[rows["action"] == "update"]
+        tell(0.6, f"writing {len(inserts)} new and {len(updates)} replaced observations")
+        if connection.vendor == "postgresql":
+            _write_postgresql(inserts, updates)
+        else:
+            _write_orm(inserts, updates)
+        report.rows_inserted = len(inserts)
+        report.rows_replaced = len(updates)
+    tell(1.0, report.summary())
+    return report
+
+
+__all__ = ["CANONICAL_COLUMNS", "ImportReport", "choose_primary_metric", "import_canonical", "is_loss_metric"]
