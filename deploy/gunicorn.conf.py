@@ -1,0 +1,31 @@
+"""Gunicorn settings for the web process (deploy/bin/web, scripts/serve).
+
+Values come from the environment so one file serves systemd, Docker and the
+embedded mode; command-line flags still override them.
+"""
+import os
+
+bind = os.environ.get("GUNICORN_BIND", f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}")
+# Requests are short (long work goes to Celery), so a few sync workers suffice.
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# Corpus uploads (up to SCALEPLAN_MAX_UPLOAD_BYTES) must finish within this.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
+graceful_timeout = 30
+keepalive = 5
+# Recycle workers now and then so a slow leak (pandas, matplotlib) cannot grow forever.
+max_requests = 1000
+max_requests_jitter = 100
+# Logs to stdout/stderr: journald or Docker collect them.
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Trust X-Forwarded-* only from the reverse proxy in front of us.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+# Heartbeat files on tmpfs: a disk-backed /tmp can stall workers under Docker.
+if os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"
+# gunicorn >= 25.1 opens a control socket at one per-user path, so a second
+# instance on the host (another checkout, a benchmark) would fight over it;
+# nothing here uses gunicornc. Older versions ignore the unknown name.
+control_socket_disable = True
