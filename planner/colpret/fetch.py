@@ -14,6 +14,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import TimeoutError as TransportTimeout
 from urllib3.util.retry import Retry
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
@@ -85,6 +86,9 @@ def download(
         except requests.exceptions.Timeout as exc:
             raise DownloadError(f"{url}: timed out (timeout {timeout}s, {retries} retries)") from exc
         except requests.exceptions.ConnectionError as exc:
+            # Once retries run out, urllib3 reports a timeout as a connection error wrapping it.
+            if isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), TransportTimeout):
+                raise DownloadError(f"{url}: timed out (timeout {timeout}s, {retries} retries)") from exc
             raise DownloadError(f"{url}: connection failed after {retries} retries ({exc})") from exc
         except requests.exceptions.RequestException as exc:
             raise DownloadError(f"{url}: {exc}") from exc
