@@ -79,6 +79,21 @@ def parse_size(text: str) -> float:
     return float(text[:-1]) * scale
 
 
+def parse_sizes(values: pd.Series, *, path: str, column: str, first_line: int = 2) -> pd.Series:
+    """parse_size over a column read from `path`; a bad cell is reported by file line and column.
+
+    `first_line` is the file line of index 0 (2 below a header row, 1 without one).
+    """
+    parsed = []
+    for index, text in values.items():
+        try:
+            parsed.append(parse_size(text))
+        except ValueError:
+            raise ValueError(f"{path}, line {index + first_line}, column {column!r}: {text!r} is not a size "
+                             "such as '1.3b', '350M' or '64B'") from None
+    return pd.Series(parsed, index=values.index, dtype=float)
+
+
 def read_wandb(path: Path) -> pd.DataFrame:
     """A W&B export as long rows (Step, column, value), without the __MIN/__MAX envelopes.
 

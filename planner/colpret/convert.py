@@ -103,7 +103,9 @@ def convert_directory(root: Path) -> ConversionResult:
             continue
         try:
             part = reader.read(root, present)
-        except (ValueError, KeyError) as exc:
+        except KeyError as exc:
+            raise ValueError(f"ColPret {reader.name}: column {exc} is missing from {', '.join(present)}") from exc
+        except ValueError as exc:
             raise ValueError(f"ColPret {reader.name}: {exc}") from exc
         warnings += part.warnings
         if len(part.rows):

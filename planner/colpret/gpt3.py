@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .common import Family, Part, SEED, cite, observations, parse_size
+from .common import Family, Part, SEED, cite, observations, parse_sizes
 from .manifest import GPT3_CURVES, GPT3_METADATA
 
 SOURCE = cite("Brown+20 GPT-3 arXiv:2005.14165 (curves digitised)")
@@ -18,7 +18,7 @@ def _model_table(path: Path) -> pd.DataFrame:
     sheet = pd.read_excel(path, header=None, engine="openpyxl")
     return pd.DataFrame({
         "name": sheet[0].astype(str).str.split(" or ").str[0].str.strip(),
-        "params": sheet[1].map(lambda s: round(parse_size(s))),
+        "params": parse_sizes(sheet[1], path=GPT3_METADATA, column="B", first_line=1).round().astype("int64"),
     })
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .common import Family, Part, SEED, cite, observations, parse_size
+from .common import Family, Part, SEED, cite, observations, parse_sizes
 from .manifest import MODULEFORMER
 
 SOURCE = cite("Shen+23 ModuleFormer arXiv:2306.04640 (IBM sheet)")
@@ -30,11 +30,12 @@ def read(root: Path, paths: tuple[str, ...]) -> Part:
     sheet["model"] = ("ModuleFormer-" + sheet["Model"] + "-" + sheet["data"].str.replace(" ", "")
                       + "-" + sheet["Tokenizer"])
     # Active params per token; ST-k2 gives none, so its total stands in (flagged in its notes).
-    active = sheet["Effective Params"].fillna(sheet["Params"]).map(lambda s: round(parse_size(s)))
+    active = parse_sizes(sheet["Effective Params"].fillna(sheet["Params"]), path=MODULEFORMER,
+                         column="Effective Params").round().astype("int64")
     family = np.where(sheet["Model"].isin(MOLM), "moduleformer-molm",
                       "moduleformer-" + sheet["model"].str.removeprefix("ModuleFormer-"))
     run = dict(family=family, model=sheet["model"], arch="moe", params=active,
-               tokens=sheet["tokens_seen"].map(parse_size), seed=SEED, dataset=sheet["data"], split="validation",
+               tokens=parse_sizes(sheet["tokens_seen"], path=MODULEFORMER, column="tokens_seen"), seed=SEED, dataset=sheet["data"], split="validation",
                source=SOURCE)
     parts = []
     for column in [c for c in sheet.columns if c not in NOT_METRICS | {"model"}]:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .common import Family, Part, SEED, cite, ln, observations, parse_size
+from .common import Family, Part, SEED, cite, ln, observations, parse_sizes
 from .manifest import OPT_BIGBENCH, OPT_TRAJECTORIES
 
 FAMILY = "OPT"
@@ -17,17 +17,17 @@ TRAJECTORY_SOURCE = cite("Xia+22 OPT trajectories arXiv:2212.09803")
 BIGBENCH_SOURCE = cite("OPT BIG-bench evals (ColPret aggregated_eval/opt.csv; origin undocumented)")
 
 
-def _run_columns(size: pd.Series, steps: pd.Series) -> dict:
-    try:
-        per_step = size.map(TOKENS_PER_STEP).astype(float)
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"unknown OPT size among {sorted(set(size))}") from exc
+def _run_columns(size: pd.Series, steps: pd.Series, *, path: str, column: str) -> dict:
+    per_step = size.map(TOKENS_PER_STEP)
     if per_step.isna().any():
-        raise ValueError(f"unknown OPT size among {sorted(set(size[per_step.isna()]))}")
+        index = per_step.isna().idxmax()
+        raise ValueError(f"{path}, line {index + 2}, column {column!r}: unknown OPT size {size[index]!r} "
+                         f"(known: {', '.join(TOKENS_PER_STEP)})")
     tokens = steps.astype(float) * per_step
     return dict(
         family=FAMILY, model="OPT-" + size, arch="dec",
-        params=size.map(lambda s: round(parse_size(s))), tokens=tokens, step=steps.astype("int64"),
+        params=parse_sizes(size, path=path, column=column).round().astype("int64"), tokens=tokens,
+        step=steps.astype("int64"),
         seed=SEED, dataset=DATASET, epochs=tokens / UNIQUE_TOKENS,
     )
 
@@ -37,13 +37,14 @@ def read(root: Path, paths: tuple[str, ...]) -> Part:
     if OPT_TRAJECTORIES in paths:
         traj = pd.read_csv(root / OPT_TRAJECTORIES)
         parts.append(observations(
-            **_run_columns(traj["model_size"], traj["steps"]),
+            **_run_columns(traj["model_size"], traj["steps"], path=OPT_TRAJECTORIES, column="model_size"),
             flops=10.0 ** traj["flops"], metric="loss_from_ppl", value=ln(traj["ppl"]),
             split="unknown", source=TRAJECTORY_SOURCE,
         ))
     if OPT_BIGBENCH in paths:
-        bench = pd.read_csv(root / OPT_BIGBENCH, index_col=0)
-        run = _run_columns(bench["size"], bench["steps"])
+        bench = pd.read_csv(root / OPT_BIGBENCH)
+        bench = bench.drop(columns=bench.columns[0])  # an unnamed row index
+        run = _run_columns(bench["size"], bench["steps"], path=OPT_BIGBENCH, column="size")
         for column in [c for c in bench.columns if c.startswith("bigbench__")]:
             parts.append(observations(
                 **run, flops=bench["flops"].astype(float), metric=column, value=bench[column],

@@ -185,6 +185,35 @@ def test_it_skips_a_reader_whose_required_companion_file_is_absent(tmp_path):
     assert any("GPT-3: skipped" in w and "gpt3_metadata.xlsx" in w for w in result.warnings)
 
 
+def test_it_names_the_file_line_and_column_of_a_bad_cell(partial_checkout):
+    path = partial_checkout / "aggregated_eval/opt_trajectories.csv"
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3].replace("125m", "125x", 1)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"ColPret OPT: aggregated_eval/opt_trajectories\.csv, line 4, "
+                                         r"column 'model_size': unknown OPT size '125x'"):
+        convert(partial_checkout)
+
+
+def test_it_names_a_column_missing_from_a_file(partial_checkout):
+    path = partial_checkout / "raw_data/chinchila_extracted.csv"
+    path.write_text(path.read_text().replace("Training FLOP", "Compute", 1))
+    with pytest.raises(ValueError, match=r"ColPret Chinchilla: column 'Training FLOP' is missing from "
+                                         r"raw_data/chinchila_extracted\.csv"):
+        convert(partial_checkout)
+
+
+def test_the_converter_package_never_imports_django():
+    import ast
+
+    package = Path(settings.BASE_DIR) / "planner" / "colpret"
+    for module in package.glob("*.py"):
+        tree = ast.parse(module.read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not {name for name in imported if name.split(".")[0] in ("django", "rest_framework", "celery")}, module
+
+
 def test_it_rejects_a_source_that_is_not_a_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="is not a directory"):
         convert(tmp_path / "nowhere")
