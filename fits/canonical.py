@@ -227,7 +227,10 @@ def read_canonical(source, *, skip_invalid: bool = False) -> tuple[pd.DataFrame,
 
 
 def _stripped(values) -> np.ndarray:
-    return np.array([v.strip() for v in values.tolist()], dtype=object)
+    # Identifying columns repeat a few distinct values: strip each once.
+    codes, uniques = pd.factorize(values)
+    stripped = np.array([u.strip() for u in uniques.tolist()], dtype=object)
+    return stripped[codes]
 
 
 def validate_canonical(raw: pd.DataFrame, *, skip_invalid: bool = False) -> tuple[pd.DataFrame, list[Problem]]:

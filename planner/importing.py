@@ -271,7 +271,7 @@ _COPY_TYPES = ("int8", "int8", "float8", "text", "float8", "int8", "float8", "fl
 
 def _records(frame: pd.DataFrame, obs_id) -> list[tuple]:
     """Row tuples for COPY with None for missing values (binary COPY: floats travel exactly)."""
-    columns = [obs_id]
+    columns = [] if obs_id is None else [obs_id]
     for col in _COPY_COLUMNS[1:]:
         series = frame[col]
         if col in ("run_id", "step"):
@@ -286,39 +286,35 @@ def _records(frame: pd.DataFrame, obs_id) -> list[tuple]:
 
 
 def _write_postgresql(inserts: pd.DataFrame, updates: pd.DataFrame) -> None:
+    """COPY new rows straight into the table; replaced rows go through a temp table and one UPDATE.
+
+    No ON CONFLICT is needed for the COPY: import_canonical holds a lock that
+    keeps other writers out, and new rows were diffed against the table under it.
+    """
     table = Observation._meta.db_table
-    cols = ", ".join(_COPY_COLUMNS[1:])
     with connection.cursor() as cursor:
-        # ON COMMIT DROP cleans up; the DROP covers a second import in one transaction.
-        cursor.execute("DROP TABLE IF EXISTS scaleplan_import_rows")
-        cursor.execute(
-            "CREATE TEMP TABLE scaleplan_import_rows (obs_id bigint, run_id bigint, tokens double precision, "
-            "metric text, value double precision, step bigint, epochs double precision, "
-            "flops double precision, split text, dataset text, source text) ON COMMIT DROP"
-        )
-        with cursor.copy(
-            f"COPY scaleplan_import_rows ({', '.join(_COPY_COLUMNS)}) FROM STDIN WITH (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(list(_COPY_TYPES))
-            for record in _records(inserts, [None] * len(inserts)):
-                copy.write_row(record)
-            for record in _records(updates, [int(i) for i in updates["obs_id"]]):
-                copy.write_row(record)
-        cursor.execute(
-            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM scaleplan_import_rows WHERE obs_id IS NULL "
-            "ON CONFLICT (run_id, metric, tokens) DO NOTHING"
-        )
-        if cursor.rowcount != len(inserts):
-            # Cannot happen under the table lock taken by import_canonical; kept as a guard.
-            raise CorpusValidationError(
-                [Problem(0, "", "the corpus changed during the import (a concurrent import?); retry")],
-                what="import",
-            )
+        if len(inserts):
+            with cursor.copy(f"COPY {table} ({', '.join(_COPY_COLUMNS[1:])}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(list(_COPY_TYPES[1:]))
+                for record in _records(inserts, None):
+                    copy.write_row(record)
         if len(updates):
+            # ON COMMIT DROP cleans up; the DROP covers a second import in one transaction.
+            cursor.execute("DROP TABLE IF EXISTS scaleplan_import_rows")
+            cursor.execute(
+                "CREATE TEMP TABLE scaleplan_import_rows (obs_id bigint, run_id bigint, tokens double precision, "
+                "metric text, value double precision, step bigint, epochs double precision, "
+                "flops double precision, split text, dataset text, source text) ON COMMIT DROP"
+            )
+            with cursor.copy(
+                f"COPY scaleplan_import_rows ({', '.join(_COPY_COLUMNS)}) FROM STDIN WITH (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(list(_COPY_TYPES))
+                for record in _records(updates, [int(i) for i in updates["obs_id"]]):
+                    copy.write_row(record)
             sets = ", ".join(f"{c} = r.{c}" for c in ("value",) + _OBS_FIELDS)
             cursor.execute(
-                f"UPDATE {table} AS o SET {sets} FROM scaleplan_import_rows AS r "
-                "WHERE r.obs_id IS NOT NULL AND o.id = r.obs_id"
+                f"UPDATE {table} AS o SET {sets} FROM scaleplan_import_rows AS r WHERE o.id = r.obs_id"
             )
 
 
