@@ -14,7 +14,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import TimeoutError as TransportTimeout
+from urllib3.exceptions import NewConnectionError, TimeoutError as TransportTimeout
 from urllib3.util.retry import Retry
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
@@ -86,8 +86,10 @@ def download(
         except requests.exceptions.Timeout as exc:
             raise DownloadError(f"{url}: timed out (timeout {timeout}s, {retries} retries)") from exc
         except requests.exceptions.ConnectionError as exc:
-            # Once retries run out, urllib3 reports a timeout as a connection error wrapping it.
-            if isinstance(getattr(exc.args[0] if exc.args else None, "reason", None), TransportTimeout):
+            # Once retries run out, urllib3 reports a timeout as a connection error wrapping it
+            # (a refused or unresolvable connection is a TimeoutError subclass too, for compatibility).
+            reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+            if isinstance(reason, TransportTimeout) and not isinstance(reason, NewConnectionError):
                 raise DownloadError(f"{url}: timed out (timeout {timeout}s, {retries} retries)") from exc
             raise DownloadError(f"{url}: connection failed after {retries} retries ({exc})") from exc
         except requests.exceptions.RequestException as exc:
@@ -95,7 +97,13 @@ def download(
         return None
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        absent = [p for p in pool.map(fetch, paths) if p is not None]
+        futures = [pool.submit(fetch, path) for path in paths]
+        try:
+            absent = [p for p in (future.result() for future in futures) if p is not None]
+        except DownloadError:
+            for future in futures:  # one failure fails the download: do not wait out the others' retries
+                future.cancel()
+            raise
     if len(absent) == len(paths):
         raise DownloadError(f"{base}: none of the {len(paths)} ColPret files exist there (all 404); "
                             "is this the raw-file base URL of a ColPret commit?")

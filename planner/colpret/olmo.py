@@ -45,10 +45,10 @@ def read(root: Path, paths: tuple[str, ...]) -> Part:
         raise ValueError(f"unknown OLMo runs: {sorted(unknown)}")
     # Restarts re-logged some steps and some series were exported twice (one export covering only part of
     # the steps); the copies agree, so one value per step, over the union of the exports.
-    grouped = long.groupby(["model", "metric", "Step"], as_index=False)["value"]
-    series = grouped.mean()
-    spread = grouped.agg(lambda v: v.max() - v.min())["value"] / series["value"].abs()
-    disagree = spread > 1e-6
+    series = long.groupby(["model", "metric", "Step"], as_index=False).agg(
+        value=("value", "mean"), low=("value", "min"), high=("value", "max"))
+    disagree = (series["high"] - series["low"]) > 1e-6 * series["value"].abs()
+    series = series.drop(columns=["low", "high"])
     warnings = [
         f"OLMo: {model} {metric} at Step {step}: copies disagree; their mean is used"
         for model, metric, step in series.loc[disagree, ["model", "metric", "Step"]].head(5).itertuples(index=False)

@@ -341,6 +341,16 @@ def test_url_mode_reports_a_timeout_clearly(serve, tmp_path):
         download(base, ("raw_data/IBM_MoE.csv",), tmp_path, timeout=0.2, retries=1, backoff=0, workers=1)
 
 
+def test_url_mode_reports_a_refused_connection_as_such(tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(DownloadError, match=rf"127\.0\.0\.1:{port}/LICENSE: connection failed after 1 retries"):
+        download(f"http://127.0.0.1:{port}/", ("LICENSE",), tmp_path, retries=1, backoff=0, workers=1)
+
+
 def test_url_mode_refuses_an_address_where_no_colpret_file_exists(serve, tmp_path):
     with pytest.raises(DownloadError, match="none of the 2 ColPret files exist there"):
         download(serve(tmp_path), ("LICENSE", "raw_data/IBM_MoE.csv"), tmp_path / "out", retries=0)
