@@ -91,6 +91,8 @@ def choose_primary_metric(rows: pd.DataFrame) -> str:
     5. alphabetical, so the choice is deterministic.
     Returns "" when the family has no loss-like metric (a curator must choose).
     """
+    if "family" not in rows.columns:
+        rows = rows.assign(family="")
     chosen = _primary_metrics(rows)
     return str(chosen.iat[0]) if len(chosen) else ""
 
@@ -175,7 +177,7 @@ def _check_against_database(rows: pd.DataFrame, *, replace: bool) -> tuple[pd.Da
             same_rest = np.ones(len(rows), dtype=bool)
             for f in _OBS_FIELDS:
                 a, b = rows[f], rows[f"db_{f}"]
-                same_rest &= ((a == b) | (a.isna() & b.isna())).to_numpy(dtype=bool)
+                same_rest &= ((a == b) | (a.isna() & b.isna())).to_numpy(dtype=bool, na_value=False)
             if replace:
                 rows.loc[stored & ~(same_value & same_rest), "action"] = "update"
                 rows.loc[stored & same_value & same_rest, "action"] = "unchanged"
