@@ -7,13 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-try:  # the canonical reader is the single owner of the column order once it exists
-    from fits.canonical import CANONICAL_COLUMNS
-except ImportError:  # pragma: no cover - only while fits.canonical is being written
-    CANONICAL_COLUMNS = (
-        "family", "model", "arch", "params", "tokens", "step", "seed", "dataset",
-        "epochs", "flops", "metric", "value", "split", "source",
-    )
+from fits.canonical import CANONICAL_COLUMNS
 
 VIA_COLPRET = "via ColPret (arXiv:2410.11840)"
 # No ColPret file carries a usable seed (README 1.5), so every run is seed 0.

@@ -9,9 +9,11 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import (bimix, chinchilla, datablations, gpt3, gzip, lm360, manifest, moduleformer, olmo, opt, overtrain,
-               redpajama, revisiting, t5)
-from .common import CANONICAL_COLUMNS, Family, Part
+from fits.canonical import CANONICAL_COLUMNS, FAMILIES_COLUMNS
+
+from . import (bimix, chinchilla, datablations, fetch, gpt3, gzip, lm360, manifest, moduleformer, olmo, opt,
+               overtrain, redpajama, revisiting, t5)
+from .common import Family, Part
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,6 @@ def convert(source: str | Path, **download_options) -> ConversionResult:
     """Convert a ColPret checkout directory, or an https base URL of its raw files at a pinned commit."""
     text = str(source)
     if text.startswith(("http://", "https://")):
-        from . import fetch
-
         with tempfile.TemporaryDirectory(prefix="colpret-") as tmp:
             fetch.download(text, manifest_paths(), Path(tmp), **download_options)
             result = convert_directory(Path(tmp))
@@ -148,8 +148,7 @@ def _family_table(rows: pd.DataFrame, families: list[Family]) -> pd.DataFrame:
     meta = meta.rename(columns={"name": "family"})
     meta = meta[meta["family"].isin(rows["family"].unique())] if len(rows) else meta.iloc[0:0]
     if meta.empty:
-        return meta.reindex(columns=["family", "arch", "dataset", "primary_metric", "n_models", "param_sizes",
-                                     "max_tokens", "n_rows", "source", "notes"])
+        return meta.reindex(columns=list(FAMILIES_COLUMNS))
     stats = rows.groupby("family").agg(
         n_models=("model", "nunique"),
         param_sizes=("params", lambda p: ";".join(str(v) for v in np.sort(p.unique()))),
@@ -157,5 +156,4 @@ def _family_table(rows: pd.DataFrame, families: list[Family]) -> pd.DataFrame:
         n_rows=("value", "size"),
     )
     table = meta.join(stats, on="family")
-    return table[["family", "arch", "dataset", "primary_metric", "n_models", "param_sizes", "max_tokens", "n_rows",
-                  "source", "notes"]].reset_index(drop=True)
+    return table[list(FAMILIES_COLUMNS)].reset_index(drop=True)
