@@ -180,6 +180,10 @@ def job_cancel(*, job: Job) -> Job:
     return job
 
 
+def _close_thread_connection():
+    connection.close()  # resolved in the calling thread: closes that thread's own connection
+
+
 class ProgressReporter:
     """progress(fraction, message) callable for work that runs inside a transaction.
 
@@ -212,7 +216,7 @@ class ProgressReporter:
 
     def close(self):
         # The helper thread's connection is not closed by Django's request/task hooks.
-        self._pool.submit(connection.close).result()
+        self._pool.submit(_close_thread_connection).result()
         self._pool.shutdown(wait=True)
 
     def __enter__(self):

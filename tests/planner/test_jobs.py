@@ -1,0 +1,197 @@
+"""Job services (planner.jobs): guarded transitions, enqueue on commit, recovery."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from planner.celery import app as celery_app
+from planner.jobs import (
+    MAX_ATTEMPTS,
+    JobCancelled,
+    JobEnqueueError,
+    JobError,
+    ProgressReporter,
+    job_cancel,
+    job_claim,
+    job_create,
+    job_fail,
+    job_set_progress,
+    job_succeed,
+    stale_before,
+)
+from planner.models import Job
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def unreachable_broker():
+    """Point the Celery app at a closed port (as when Redis is down), then restore it."""
+    saved = celery_app.conf.broker_url
+
+    def reset_pools():
+        # The producer pools hold connections made from the old URL.
+        if celery_app._pool is not None:
+            celery_app._pool.force_close_all()
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    reset_pools()
+    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"
+    yield
+    reset_pools()
+    celery_app.conf.broker_url = saved
+
+
+def queued(**kw):
+    return Job.objects.create(kind=Job.Kind.CORPUS_STATS, input={"families": None}, **kw)
+
+
+def test_create_saves_a_queued_row_and_enqueues_only_after_commit(owner, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        job = job_create(kind=Job.Kind.CORPUS_STATS, input={"families": ["tiny"]}, created_by=owner)
+    assert len(callbacks) == 1
+    job.refresh_from_db()
+    assert (job.status, job.input, job.created_by, job.attempts) == ("queued", {"families": ["tiny"]}, owner, 0)
+
+
+def test_it_rejects_an_unknown_kind_and_saves_nothing():
+    with pytest.raises(JobError, match="unknown job kind 'bake'"):
+        job_create(kind="bake", input={})
+    assert not Job.objects.exists()
+
+
+def test_an_unreachable_broker_fails_the_job_with_a_clear_error(unreachable_broker, django_capture_on_commit_callbacks):
+    with pytest.raises(JobEnqueueError, match="could not reach the task broker"):
+        with django_capture_on_commit_callbacks(execute=True):
+            job_create(kind=Job.Kind.CORPUS_STATS, input={})
+    job = Job.objects.get()
+    assert job.status == "failed"
+    assert "task broker is unreachable" in job.error and job.finished_at is not None
+
+
+def test_claim_takes_a_queued_job_once():
+    job = queued()
+    claimed = job_claim(job_id=job.pk, worker="w1")
+    assert (claimed.status, claimed.worker, claimed.attempts) == ("running", "w1", 1)
+    assert claimed.started_at is not None
+    assert job_claim(job_id=job.pk, worker="w2") is None
+    job.refresh_from_db()
+    assert (job.worker, job.attempts) == ("w1", 1)
+
+
+@pytest.mark.parametrize("status", ["succeeded", "failed", "cancelled"])
+def test_claim_does_nothing_for_a_finished_job(status):
+    job = queued(status=status)
+    assert job_claim(job_id=job.pk, worker="w") is None
+    job.refresh_from_db()
+    assert job.status == status and job.attempts == 0
+
+
+def test_claim_does_nothing_for_a_missing_job():
+    assert job_claim(job_id=987654, worker="w") is None
+
+
+def test_claim_retakes_a_running_job_only_once_its_worker_must_be_gone():
+    job = queued(status="running", started_at=timezone.now(), attempts=1, worker="dead")
+    assert job_claim(job_id=job.pk, worker="w2") is None
+    Job.objects.filter(pk=job.pk).update(started_at=stale_before() - timedelta(seconds=1))
+    claimed = job_claim(job_id=job.pk, worker="w2")
+    assert (claimed.status, claimed.worker, claimed.attempts) == ("running", "w2", 2)
+
+
+def test_it_gives_up_on_a_job_whose_worker_was_lost_too_often():
+    job = queued(status="running", started_at=stale_before() - timedelta(seconds=1), attempts=MAX_ATTEMPTS)
+    assert job_claim(job_id=job.pk, worker="w") is None
+    job.refresh_from_db()
+    assert job.status == "failed" and f"lost {MAX_ATTEMPTS} times" in job.error
+
+
+def test_progress_is_clamped_and_never_goes_backwards():
+    job = queued(status="running")
+    job_set_progress(job_id=job.pk, fraction=0.5, message="half")
+    job_set_progress(job_id=job.pk, fraction=0.2, message="late report")
+    job.refresh_from_db()
+    assert (job.progress, job.progress_message) == (0.5, "half")
+    job_set_progress(job_id=job.pk, fraction=7, message="done")
+    job.refresh_from_db()
+    assert job.progress == 1.0
+    job_set_progress(job_id=job.pk, fraction=-1, message="")
+    job.refresh_from_db()
+    assert job.progress == 1.0
+
+
+@pytest.mark.parametrize("status", ["cancelled", "failed", "queued"])
+def test_progress_on_a_job_that_is_not_running_stops_the_work(status):
+    job = queued(status=status)
+    with pytest.raises(JobCancelled, match=status):
+        job_set_progress(job_id=job.pk, fraction=0.5, message="")
+
+
+def test_succeed_stores_the_result_only_for_a_running_job():
+    job = queued(status="running")
+    assert job_succeed(job_id=job.pk, result={"n": 1})
+    job.refresh_from_db()
+    assert (job.status, job.result, job.progress) == ("succeeded", {"n": 1}, 1.0)
+    assert job.finished_at is not None
+    cancelled = queued(status="cancelled")
+    assert not job_succeed(job_id=cancelled.pk, result={"n": 2})
+    cancelled.refresh_from_db()
+    assert cancelled.status == "cancelled" and cancelled.result is None
+
+
+def test_fail_records_the_error_but_never_overwrites_an_outcome():
+    job = queued(status="running")
+    failed = job_fail(job_id=job.pk, error="boom", result={"problems": []})
+    assert (failed.status, failed.error, failed.result) == ("failed", "boom", {"problems": []})
+    done = queued(status="succeeded", result={"ok": True})
+    assert job_fail(job_id=done.pk, error="late") is None
+    done.refresh_from_db()
+    assert done.status == "succeeded" and done.error == ""
+
+
+@pytest.mark.parametrize("status", ["queued", "running"])
+def test_cancel_stops_a_queued_or_running_job(status):
+    job = job_cancel(job=queued(status=status))
+    assert job.status == "cancelled" and job.finished_at is not None
+
+
+@pytest.mark.parametrize("status", ["succeeded", "failed", "cancelled"])
+def test_it_rejects_cancelling_a_finished_job(status):
+    job = queued(status=status)
+    with pytest.raises(JobError, match=f"already {status}"):
+        job_cancel(job=job)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_progress_inside_a_transaction_is_visible_and_notices_cancellation():
+    """An import reports progress from inside its transaction; others must see it at once."""
+    from django.db import transaction
+
+    job = queued(status="running")
+    seen_outside = []
+    with ProgressReporter(job.pk) as progress, pytest.raises(JobCancelled):
+        with transaction.atomic():
+            progress(0.3, "reading")
+            # Another connection (a thread, like a web request) reads and cancels.
+            from concurrent.futures import ThreadPoolExecutor
+
+            from django.db import connection
+
+            def other_request():
+                try:
+                    seen = Job.objects.get(pk=job.pk)
+                    seen_outside.append((seen.progress, seen.progress_message))
+                    job_cancel(job=seen)
+                finally:
+                    connection.close()
+
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(other_request).result(timeout=10)
+            progress(0.6, "writing")
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        assert seen_outside == [(0.3, "reading")]
+    job.refresh_from_db()
+    assert job.status == "cancelled"
