@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
 import os
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def _number(value) -> str:
         return ""
     if isinstance(value, int):
         return str(value)
-    if value.is_integer() and abs(value) < _EXACT_INT:
+    if value.is_integer() and abs(value) < _EXACT_INT and math.copysign(1.0, value) > 0:  # keep -0.0
         return str(int(value))
     return repr(value)
 
