@@ -132,7 +132,10 @@ def _check_inputs(form: LawForm, n, d, y, w):
 
 
 class _Projector:
-    """Solves min_c sum w ((X c - y) / y)^2, c >= 0, for many exponent pairs at once."""
+    """Solves min_c sum w ((X c - y) / y)^2, c >= 0, for many exponent pairs at once.
+
+    ``weights`` can change between calls (the robust stage reweights points).
+    """
 
     def __init__(self, form: LawForm, n, d, y, w, n0, d0):
         self.form = form
@@ -140,8 +143,6 @@ class _Projector:
         self.ld = np.log(d / d0)
         self.y = y
         self.ly = np.log(y)
-        # Relative residuals: divide each row by y; the target becomes 1.
-        self.sw = w / y**2
         self.w = w
         self.k = len(form.coefficient_names)
         self.subsets = [s for r in range(1, self.k + 1) for s in itertools.combinations(range(self.k), r)]
@@ -154,43 +155,24 @@ class _Projector:
             cols.append(np.exp(-beta * self.ld))
         return np.column_stack(cols)
 
-    def solve(self, alpha: float, beta: float):
-        """Best non-negative coefficients and the weighted relative SSE."""
-        x = self.columns(alpha, beta)
-        g = x.T @ (x * self.sw[:, None])
-        b = x.T @ (self.sw * self.y)
-        yy = float(np.sum(self.sw * self.y**2))
-        best, best_c = np.inf, None
-        # Enumerate active sets: with <= 3 coefficients that is <= 7 tiny solves,
-        # exact and cheaper than an iterative NNLS.
-        for s in self.subsets:
-            idx = list(s)
-            try:
-                c_s = np.linalg.solve(g[np.ix_(idx, idx)], b[idx])
-            except np.linalg.LinAlgError:
-                continue
-            if np.any(c_s < 0):
-                continue
-            sse = yy - 2 * c_s @ b[idx] + c_s @ g[np.ix_(idx, idx)] @ c_s
-            if sse < best:
-                best = sse
-                best_c = np.zeros(self.k)
-                best_c[idx] = c_s
-        if best_c is None:  # degenerate data; fall back to a plain constant
-            best_c = np.zeros(self.k)
-            best_c[0] = np.exp(np.average(self.ly, weights=self.w))
-            best = float(np.sum(self.sw * (best_c[0] - self.y) ** 2))
-        return best_c, max(best, 0.0)
+    def solve(self, alpha: float, beta: float, w=None):
+        """Best non-negative coefficients and the weighted relative SSE at one exponent pair."""
+        c, sse = self.grid_scan(np.array([alpha]), np.array([beta]), w, with_coef=True)
+        return c[0, 0], float(sse[0, 0])
 
-    def grid_scan(self, alphas, betas):
-        """Weighted SSE of the unconstrained-or-feasible solution at every grid pair (vectorised)."""
+    def grid_scan(self, alphas, betas, w=None, with_coef=False):
+        """Weighted relative SSE (and optionally coefficients) at every grid pair, vectorised.
+
+        Active sets are enumerated: with <= 3 coefficients that is <= 7 tiny
+        batched solves per pair, exact and cheaper than an iterative NNLS.
+        """
+        w = self.w if w is None else w
+        sw = w / self.y**2  # relative residuals: rows divided by y
+        y = self.y
         ka = alphas.size if self.form.size_term else 1
         kb = betas.size if self.form.data_term else 1
-        sw, y = self.sw, self.y
-        one = np.ones_like(self.ld)
         f1 = np.exp(-np.outer(self.ln, alphas)) if self.form.size_term else None  # n x ka
         f2 = np.exp(-np.outer(self.ld, betas)) if self.form.data_term else None  # n x kb
-        # Gram entries for every pair, then batched 3x3 solves.
         k = self.k
         g = np.zeros((ka, kb, k, k))
         b = np.zeros((ka, kb, k))
@@ -200,7 +182,7 @@ class _Projector:
         if f1 is not None:
             g[..., 0, j] = g[..., j, 0] = (sw @ f1)[:, None]
             g[..., j, j] = ((f1**2).T @ sw)[:, None]
-            b[..., j] = ((f1.T @ (sw * y)))[:, None]
+            b[..., j] = (f1.T @ (sw * y))[:, None]
             ja = j
             j += 1
         if f2 is not None:
@@ -211,19 +193,31 @@ class _Projector:
                 g[..., ja, j] = g[..., j, ja] = f1.T @ (f2 * sw[:, None])
         yy = float(np.sum(sw * y**2))
         best = np.full((ka, kb), np.inf)
+        coef = np.zeros((ka, kb, k))
         for s in self.subsets:
             idx = list(s)
             gs = g[..., idx, :][..., :, idx]
             bs = b[..., idx]
             with np.errstate(all="ignore"):
-                try:
-                    c = np.linalg.solve(gs + 1e-300, bs[..., None])[..., 0]
-                except np.linalg.LinAlgError:
-                    continue
-            ok = np.all(c >= 0, axis=-1) & np.all(np.isfinite(c), axis=-1)
-            sse = yy - 2 * np.einsum("...i,...i", c, bs) + np.einsum("...i,...ij,...j", c, gs, c)
-            sse = np.where(ok, sse, np.inf)
-            best = np.minimum(best, sse)
+                det_ok = np.abs(np.linalg.det(gs)) > 1e-300
+                gs_safe = np.where(det_ok[..., None, None], gs, np.eye(len(idx)))
+                c = np.linalg.solve(gs_safe, bs[..., None])[..., 0]
+                sse = yy - 2 * np.einsum("...i,...i", c, bs) + np.einsum("...i,...ij,...j", c, gs, c)
+            ok = det_ok & np.all(c >= 0, axis=-1) & np.all(np.isfinite(c), axis=-1) & np.isfinite(sse)
+            better = ok & (sse < best)
+            best = np.where(better, sse, best)
+            if with_coef and better.any():
+                full = np.zeros((ka, kb, k))
+                full[..., idx] = c
+                coef = np.where(better[..., None], full, coef)
+        if with_coef:
+            # Degenerate data (no feasible set): fall back to a constant at the weighted mean.
+            none = ~np.isfinite(best)
+            if none.any():
+                coef[none] = 0.0
+                coef[none, 0] = np.exp(np.average(self.ly, weights=w))
+                best[none] = float(np.sum(sw * (coef[none][0, 0] - y) ** 2))
+            return coef, np.maximum(best, 0.0)
         return best
 
 
@@ -279,18 +273,20 @@ def fit_law(
     weights=None,
     loss: str = "huber",
     delta: float = 1e-3,
+    refine: str = "irls",
     fixed_exponents: tuple[float | None, float | None] | None = None,
-    exponent_prior: dict | None = None,
+    max_iter: int = 40,
 ) -> FitResult:
     """Fit ``form`` to observations (arrays of equal length).
 
-    ``loss``: ``"huber"`` (log residuals, ``delta``, summed) or ``"ls"`` (weighted
-    relative least squares, the variable-projection objective only).
-    ``fixed_exponents``: (alpha, beta), either may be None = fitted; a borrowed
-    exponent from other families' fits.
-    ``exponent_prior``: ``{"alpha": (mean, sd), "beta": (mean, sd), "sigma": s}``
-    adds a Gaussian penalty ((x - mean) / sd)^2 * sigma^2 to the relative SSE,
-    i.e. a prior on the exponents measured in units of the residual noise.
+    ``loss``: ``"huber"`` (on log residuals, threshold ``delta``, summed) or
+    ``"ls"`` (weighted relative least squares).
+    ``refine`` (Huber only): ``"irls"`` - iteratively reweighted variable
+    projection with a shrinking local grid over the exponents (the default:
+    measured ~20x faster than L-BFGS-B at the same ARE, bench/fit_speed.py) -
+    or ``"lbfgs"`` - L-BFGS-B with analytic gradients over all parameters.
+    ``fixed_exponents``: (alpha, beta), either may be None = fitted; e.g. an
+    exponent borrowed from other families' fits.
     """
     started = time.perf_counter()
     form = FORMS[form] if isinstance(form, str) else form
@@ -301,6 +297,10 @@ def fit_law(
     _check_inputs(form, n, d_raw, y, w)
     if loss not in ("huber", "ls"):
         raise FitInputError(f"loss must be 'huber' or 'ls', not {loss!r}")
+    if refine not in ("irls", "lbfgs"):
+        raise FitInputError(f"refine must be 'irls' or 'lbfgs', not {refine!r}")
+    if epochs is not None:
+        epochs = np.asarray(epochs, dtype=float).ravel()
     d = effective_tokens(d_raw, epochs) if form.data_constrained else d_raw
     keep = w > 0
     n, d, y, w = n[keep], d[keep], y[keep], w[keep]
@@ -310,111 +310,129 @@ def fit_law(
     d0 = float(np.exp(np.mean(np.log(d))))
     proj = _Projector(form, n, d, y, w, n0, d0)
     fixed_a, fixed_b = fixed_exponents if fixed_exponents is not None else (None, None)
-    prior = exponent_prior or {}
+    free_a = form.size_term and fixed_a is None
+    free_b = form.data_term and fixed_b is None
 
-    def penalty(alpha, beta):
-        p = 0.0
-        sigma2 = prior.get("sigma", 0.0) ** 2 * prior.get("points", np.sum(w))
-        for name, val in (("alpha", alpha), ("beta", beta)):
-            if name in prior and name in form.exponent_names:
-                mean, sd = prior[name]
-                p += sigma2 * ((val - mean) / sd) ** 2
-        return p
-
-    # 1. global grid scan over the free exponents
-    alphas = np.array([fixed_a]) if (fixed_a is not None or not form.size_term) else _GRID
-    betas = np.array([fixed_b]) if (fixed_b is not None or not form.data_term) else _GRID
-    if not form.size_term:
-        alphas = np.array([0.0])
-    if not form.data_term:
-        betas = np.array([0.0])
+    # 1. global grid scan over the free exponents (least squares)
+    alphas = _GRID if free_a else np.array([fixed_a if fixed_a is not None else 0.0])
+    betas = _GRID if free_b else np.array([fixed_b if fixed_b is not None else 0.0])
     sse = proj.grid_scan(alphas, betas)
-    if prior:
-        sse = sse + np.array([[penalty(a, b) for b in betas] for a in alphas])
     nfev = sse.size
     ia, ib = np.unravel_index(np.argmin(sse), sse.shape)
     alpha, beta = float(alphas[ia]), float(betas[ib])
+    step_a = _grid_step(_GRID, ia) if free_a else 0.0
+    step_b = _grid_step(_GRID, ib) if free_b else 0.0
 
-    # 2. local polish of the free exponents, coefficients re-projected exactly
-    free = [name for name, fixed, grid in (("alpha", fixed_a, alphas), ("beta", fixed_b, betas))
-            if fixed is None and name in form.exponent_names]
-
-    def obj(x):
-        a = x[free.index("alpha")] if "alpha" in free else alpha
-        b = x[free.index("beta")] if "beta" in free else beta
-        return proj.solve(a, b)[1] + (penalty(a, b) if prior else 0.0)
-
+    # 2. local refinement
     success, message = True, "converged"
-    if free:
-        x0 = np.array([alpha if f == "alpha" else beta for f in free])
-        res = optimize.minimize(obj, x0, method="L-BFGS-B", bounds=[EXPONENT_BOUNDS] * len(free))
-        nfev += int(res.nfev)
-        if res.fun <= obj(x0):
-            for f, v in zip(free, res.x):
-                if f == "alpha":
-                    alpha = float(v)
-                else:
-                    beta = float(v)
-    coef, _ = proj.solve(alpha, beta)
-
-    # 3. robust refinement of everything (Huber on log residuals)
-    if loss == "huber":
-        k = coef.size
-        floor = 1e-12 * max(float(np.max(y)), 1.0)
-        expo0 = [v for name, v in (("alpha", alpha), ("beta", beta)) if name in form.exponent_names]
-        theta0 = np.concatenate([np.log(np.maximum(coef, floor)), expo0])
-        bounds = [(np.log(floor), None)] * k
-        for name in form.exponent_names:
-            fixed = fixed_a if name == "alpha" else fixed_b
-            val = alpha if name == "alpha" else beta
-            bounds.append((val, val) if fixed is not None else EXPONENT_BOUNDS)
-
-        def robust(theta):
-            f, g = _robust_objective(theta, form, proj.ln, proj.ld, proj.ly, w, delta)
-            if prior:
-                sigma2 = prior.get("sigma", 0.0) ** 2 * prior.get("points", np.sum(w))
-                for j, name in enumerate(form.exponent_names):
-                    if name in prior:
-                        mean, sd = prior[name]
-                        # The prior is in SSE units; the Huber loss is ~ delta * |r|: rescale.
-                        scale = delta / max(prior.get("sigma", delta), 1e-12)
-                        f += scale * sigma2 * ((theta[k + j] - mean) / sd) ** 2
-                        g[k + j] += scale * sigma2 * 2 * (theta[k + j] - mean) / sd**2
-            return f, g
-
-        f0 = robust(theta0)[0]
-        res = optimize.minimize(robust, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
-                                options={"maxiter": 500})
-        nfev += int(res.nfev)
-        if np.isfinite(res.fun) and res.fun <= f0:
-            coef = np.exp(res.x[:k])
-            e = k
-            if form.size_term:
-                alpha = float(res.x[e])
-                e += 1
-            if form.data_term:
-                beta = float(res.x[e])
-        success = bool(res.success) or res.fun <= f0
-        message = str(res.message) if not res.success else "converged"
-        coef = np.where(coef <= floor * 1.0001, 0.0, coef)
+    if loss == "huber" and refine == "lbfgs":
+        coef, _ = proj.solve(alpha, beta)
+        coef, alpha, beta, res_ok, res_msg, evals = _refine_lbfgs(proj, form, coef, alpha, beta, free_a, free_b,
+                                                                  w, delta)
+        nfev += evals
+        success, message = res_ok, res_msg
+    else:
+        coef, alpha, beta, converged, evals = _refine_zoom(proj, alpha, beta, step_a, step_b, w,
+                                                           delta if loss == "huber" else None, max_iter)
+        nfev += evals
+        if not converged:
+            success, message = False, f"exponents still moving after {max_iter} iterations"
 
     pred = evaluate(form, coef, n, d, alpha, beta, n0, d0)
     if not np.all(np.isfinite(pred)) or np.any(pred <= 0):
         success, message = False, "fitted law gives non-positive or non-finite losses on the data"
         pred = np.where(pred > 0, pred, np.nan)
     r = np.log(pred) - proj.ly
+    finite = bool(np.all(np.isfinite(r)))
     stats = {
         "n_points": int(y.size),
         "n_sizes": int(np.unique(n).size),
-        "rmse_log": float(np.sqrt(np.average(r**2, weights=w))) if np.all(np.isfinite(r)) else float("nan"),
-        "mae_log": float(np.average(np.abs(r), weights=w)) if np.all(np.isfinite(r)) else float("nan"),
-        "max_abs_log": float(np.nanmax(np.abs(r))),
+        "n_token_values": int(np.unique(d).size),
+        "rmse_log": float(np.sqrt(np.average(r**2, weights=w))) if finite else float("nan"),
+        "mae_log": float(np.average(np.abs(r), weights=w)) if finite else float("nan"),
+        "max_abs_log": float(np.nanmax(np.abs(r))) if finite else float("nan"),
+        "huber": float(np.sum(w * _huber(r, delta)[0])) if finite else float("nan"),
     }
     result = FitResult(form=form, success=success, message=message, coef=coef, alpha=alpha, beta=beta,
                        n0=n0, d0=d0, stats=stats, nfev=nfev)
     result.stderr = _stderr(result, n, d, y, w)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _grid_step(grid: np.ndarray, i: int) -> float:
+    lo = grid[i] - grid[i - 1] if i > 0 else grid[1] - grid[0]
+    hi = grid[i + 1] - grid[i] if i + 1 < grid.size else lo
+    return float(max(lo, hi))
+
+
+def _refine_zoom(proj: _Projector, alpha, beta, step_a, step_b, w, delta, max_iter, tol=1e-4):
+    """Shrinking 5x5 local grids over the exponents, coefficients projected exactly.
+
+    With ``delta`` set, each step first reweights points by the Huber weights
+    min(1, delta / |r|) of the current log residuals (iteratively reweighted
+    least squares), so the fixed point is the Huber fit.
+    """
+    offsets = np.linspace(-1.0, 1.0, 5)
+    rw = np.ones_like(w)
+    evals = 0
+    converged = False
+    coef, _ = proj.solve(alpha, beta, w)
+    for it in range(max_iter):
+        if delta is not None:
+            pred = proj.columns(alpha, beta) @ coef
+            r = np.log(np.maximum(pred, 1e-300)) - proj.ly
+            rw = np.minimum(1.0, delta / np.maximum(np.abs(r), 1e-12))
+        ww = w * rw
+        alphas = np.clip(alpha + step_a * offsets, *EXPONENT_BOUNDS) if step_a else np.array([alpha])
+        betas = np.clip(beta + step_b * offsets, *EXPONENT_BOUNDS) if step_b else np.array([beta])
+        alphas, betas = np.unique(alphas), np.unique(betas)
+        coefs, sse = proj.grid_scan(alphas, betas, ww, with_coef=True)
+        evals += sse.size
+        ia, ib = np.unravel_index(np.argmin(sse), sse.shape)
+        moved = (alphas[ia] != alpha) or (betas[ib] != beta)
+        alpha, beta, coef = float(alphas[ia]), float(betas[ib]), coefs[ia, ib]
+        # Shrink on a stay; after a while shrink anyway, since reweighting can
+        # make the minimiser hop between neighbours of a flat optimum.
+        if not moved:
+            step_a, step_b = step_a / 2, step_b / 2
+        elif it >= max_iter // 4:
+            step_a, step_b = step_a * 0.7, step_b * 0.7
+        if max(step_a, step_b) < tol:
+            converged = True
+            break
+    return coef, alpha, beta, converged, evals
+
+
+def _refine_lbfgs(proj: _Projector, form: LawForm, coef, alpha, beta, free_a, free_b, w, delta):
+    """L-BFGS-B over log-coefficients and exponents on the Huber loss of log residuals."""
+    k = coef.size
+    floor = 1e-12 * max(float(np.max(proj.y)), 1.0)
+    expo0 = [v for name, v in (("alpha", alpha), ("beta", beta)) if name in form.exponent_names]
+    theta0 = np.concatenate([np.log(np.maximum(coef, floor)), expo0])
+    bounds = [(np.log(floor), None)] * k
+    for name in form.exponent_names:
+        free = free_a if name == "alpha" else free_b
+        val = alpha if name == "alpha" else beta
+        bounds.append(EXPONENT_BOUNDS if free else (val, val))
+
+    def objective(theta):
+        return _robust_objective(theta, form, proj.ln, proj.ld, proj.ly, w, delta)
+
+    f0 = objective(theta0)[0]
+    res = optimize.minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+                            options={"maxiter": 500})
+    if np.isfinite(res.fun) and res.fun <= f0:
+        coef = np.exp(res.x[:k])
+        e = k
+        if form.size_term:
+            alpha = float(res.x[e])
+            e += 1
+        if form.data_term:
+            beta = float(res.x[e])
+    coef = np.where(coef <= floor * 1.0001, 0.0, coef)
+    ok = bool(res.success) or res.fun <= f0
+    return coef, alpha, beta, ok, ("converged" if res.success else str(res.message)), int(res.nfev)
 
 
 def _stderr(result: FitResult, n, d, y, w) -> dict:

@@ -1,0 +1,160 @@
+"""The sweep: many backtested laws per family, one row each - what the error model learns from.
+
+For every family with at least three sizes, the target is the largest size
+(the protocol of :mod:`fits.backtest`), and each *design* is a choice a user
+planning small runs makes (the paper's Figures 1, 4 and 5):
+
+* which sizes to train: ``n_models`` consecutive sizes ending at a chosen
+  largest size - the scale-up factor is target size / that size;
+* ``fraction``: how much of each run's training is seen (checkpoints up to
+  that share of the run's final tokens);
+* ``policy``: which checkpoints the fit uses (:mod:`fits.policy`).
+
+Each row: family, design, points used, fitted parameters, ARE on the target,
+seconds, and the design's compute relative to the target's.
+"""
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .api import DEFAULT_DELTA, choose_form, prepare_train
+from .backtest import are, eligible_families, split_target
+from .data import run_key
+from .fitting import FitInputError, fit_law
+from .policy import POLICIES
+
+SWEEP_VERSION = 1
+FRACTIONS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+SWEEP_POLICIES = ("default", "final-only", "cut10b", "no-size-weights")
+MAX_MODELS = 6
+MAX_LARGEST = 8
+
+
+@dataclass(frozen=True)
+class Design:
+    n_models: int
+    largest_index: int  # index of the largest trained size among the family's sizes below the target
+    fraction: float
+    policy: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def designs_for(n_train_sizes: int, has_curves: bool = True) -> list[Design]:
+    """Every design a family with ``n_train_sizes`` sizes below its target supports.
+
+    Families whose runs report only final losses have no partial runs and no
+    checkpoint choice: only their size designs are swept. Families with many
+    sizes (Chinchilla's 43) get at most ``MAX_LARGEST`` choices of the largest
+    trained size, spread evenly, so one family does not dominate the table.
+    """
+    if n_train_sizes > MAX_LARGEST:
+        largest_choices = np.unique(np.linspace(1, n_train_sizes - 1, MAX_LARGEST).round().astype(int))
+    else:
+        largest_choices = range(n_train_sizes)
+    fractions = FRACTIONS if has_curves else (1.0,)
+    policies = SWEEP_POLICIES if has_curves else ("default",)
+    out = []
+    for largest in largest_choices:
+        for k in range(2, min(largest + 1, MAX_MODELS) + 1):
+            for fraction in fractions:
+                for policy in policies:
+                    out.append(Design(k, int(largest), fraction, policy))
+    return out
+
+
+def _truncate(frame: pd.DataFrame, fraction: float) -> pd.DataFrame:
+    """Checkpoints up to ``fraction`` of each run's final tokens (a run seen part-way)."""
+    if fraction >= 1.0:
+        return frame
+    run_max = frame.groupby(run_key(frame))["tokens"].transform("max")
+    return frame[frame["tokens"] <= fraction * run_max * (1 + 1e-12)]
+
+
+def run_design(train: pd.DataFrame, target: pd.DataFrame, design: Design, sizes: np.ndarray) -> dict:
+    """Fit one design and score it on the target; failures are rows with ARE = inf and an error."""
+    started = time.perf_counter()
+    used_sizes = sizes[design.largest_index - design.n_models + 1: design.largest_index + 1]
+    rows = _truncate(train[train["params"].isin(used_sizes)], design.fraction)
+    target_compute = float(6 * target["params"].iloc[0] * target["tokens"].max())
+    row = {
+        "design": design.to_dict(),
+        "sizes": [float(s) for s in used_sizes],
+        "scale_up": float(target["params"].iloc[0] / used_sizes[-1]),
+        "train_compute_share": float((6 * rows.groupby(run_key(rows))
+                                      .apply(lambda g: g["params"].iloc[0] * g["tokens"].max(),
+                                             include_groups=False)).sum() / target_compute) if len(rows) else 0.0,
+        "tokens_per_model": float(rows.groupby(run_key(rows))["tokens"].max().median()) if len(rows) else 0.0,
+    }
+    try:
+        selected = POLICIES[design.policy].select(rows)
+        form = choose_form(selected)
+        result = fit_law(selected["params"], selected["tokens"], selected["value"], form=form,
+                         epochs=selected["epochs"], weights=selected["weight"], delta=DEFAULT_DELTA)
+        pred = result.predict(target["params"], target["tokens"], target["epochs"])
+        row.update(law=form.name, n_points=int(len(selected)), params=result.params, success=result.success,
+                   are=are(target["value"], pred), error="")
+    except FitInputError as exc:
+        row.update(law="", n_points=int(len(rows)), params={}, success=False, are=float("inf"), error=str(exc))
+    row["seconds"] = time.perf_counter() - started
+    return row
+
+
+def _has_curves(frame: pd.DataFrame) -> bool:
+    """True when a typical run has several checkpoints (not final losses only)."""
+    return bool(frame.groupby(run_key(frame)).size().median() > 1)
+
+
+def sweep_family(frame: pd.DataFrame) -> list[dict]:
+    """All designs for one family (its fit frame)."""
+    family = str(frame["family"].iloc[0])
+    train, target = split_target(prepare_train(frame))
+    sizes = np.sort(train["params"].unique())
+    rows = []
+    for design in designs_for(sizes.size, _has_curves(train)):
+        row = run_design(train, target, design, sizes)
+        row["family"] = family
+        rows.append(row)
+    return rows
+
+
+def run_sweep(frame: pd.DataFrame, *, families=None, jobs: int = 1,
+              progress: Callable[[int, int, str], None] | None = None) -> pd.DataFrame:
+    """The sweep over every eligible family; ``jobs`` worker processes; ``progress(done, total, family)``."""
+    names = list(families) if families is not None else eligible_families(frame)
+    parts = {name: frame[frame["family"] == name] for name in names}
+    # Largest families first, so the slowest do not start last.
+    order = sorted(names, key=lambda n: -len(designs_for(parts[n]["params"].nunique() - 1, _has_curves(parts[n]))))
+    rows: list[dict] = []
+    done = 0
+    if jobs <= 1:
+        for name in order:
+            rows.extend(sweep_family(parts[name]))
+            done += 1
+            if progress:
+                progress(done, len(order), name)
+    else:
+        with ProcessPoolExecutor(max_workers=min(jobs, os.cpu_count() or 1, len(order) or 1)) as pool:
+            futures = {pool.submit(sweep_family, parts[name]): name for name in order}
+            for fut in as_completed(futures):
+                rows.extend(fut.result())
+                done += 1
+                if progress:
+                    progress(done, len(order), futures[fut])
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    design = pd.json_normalize(table["design"].tolist())
+    table = pd.concat([table.drop(columns=["design"]), design], axis=1)
+    first = ["family", "n_models", "largest_index", "fraction", "policy", "scale_up", "train_compute_share",
+             "tokens_per_model", "law", "n_points", "are", "seconds"]
+    return table[first + [c for c in table.columns if c not in first]].sort_values(
+        ["family", "largest_index", "n_models", "fraction", "policy"], ignore_index=True)
