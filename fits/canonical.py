@@ -115,8 +115,13 @@ def _decode(data: bytes) -> str:
     return text.removeprefix("\ufeff")  # tolerate a BOM written by spreadsheet tools
 
 
+def _head(text: str, size: int = 1 << 16) -> str:
+    """The start of the text, enough for the header (not a copy of the whole file)."""
+    return text[:size]
+
+
 def _check_header(text: str, expected, *, required=None) -> list[str]:
-    first = next(csv.reader(io.StringIO(text)), None)
+    first = next(csv.reader(io.StringIO(_head(text))), None)
     if not first or not any(h.strip() for h in first):
         raise CorpusValidationError([Problem(1, "", "missing header row (expected: " + ",".join(expected) + ")")])
     header = [h.strip() for h in first]
@@ -159,7 +164,7 @@ def _parse_table(text: str, header: list[str]) -> pd.DataFrame:
         extra = np.zeros(n, dtype=np.int64)
         for col in df.columns:
             extra += df[col].str.count("\n").to_numpy(dtype=np.int64)
-        header_lines = next(csv.reader(io.StringIO(text)), None)
+        header_lines = next(csv.reader(io.StringIO(_head(text))), None)
         head_extra = sum(h.count("\n") for h in header_lines or [])
         df["line"] = 2 + head_extra + np.arange(n) + np.concatenate([[0], np.cumsum(extra)[:-1]])
     else:
