@@ -134,6 +134,25 @@ def corpus(db):
     return {"tiny": tiny, "other": other, "runs": runs}
 
 
+@pytest.fixture
+def unreachable_broker():
+    """Point the Celery app at a closed port (as when Redis is down), then restore it."""
+    from planner.celery import app
+
+    saved = app.conf.broker_url
+
+    def reset_pools():
+        # The app caches pools built from the old URL (kombu keeps them per URL, so they are not closed).
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    reset_pools()
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    yield
+    reset_pools()
+    app.conf.broker_url = saved
+
+
 # --- real Celery workers ------------------------------------------------------
 
 

@@ -11,7 +11,8 @@ get the same shape from `api_not_found` and the project's handler404/handler500.
 import logging
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -69,6 +70,12 @@ def exception_handler(exc, context):
         exc.extra = {"job_id": job_id}
     elif isinstance(exc, JobError):
         exc = Conflict(detail=str(exc))
+
+    # Django's own exceptions, as DRF would convert them, so their code is kept.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
 
     response = drf_exception_handler(exc, context)
     if response is None:

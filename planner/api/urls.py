@@ -19,5 +19,6 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     # Unknown API URLs answer in the API's error shape, also when DEBUG is on.
-    re_path(r"^.*$", api_not_found),
+    # (Paths without a trailing slash fall to APPEND_SLASH, then handler404.)
+    re_path(r"^.*/$", api_not_found),
 ]

@@ -4,7 +4,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from planner.celery import app as celery_app
 from planner.jobs import (
     MAX_ATTEMPTS,
     JobCancelled,
@@ -22,25 +21,6 @@ from planner.jobs import (
 from planner.models import Job
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def unreachable_broker():
-    """Point the Celery app at a closed port (as when Redis is down), then restore it."""
-    saved = celery_app.conf.broker_url
-
-    def reset_pools():
-        # The producer pools hold connections made from the old URL.
-        if celery_app._pool is not None:
-            celery_app._pool.force_close_all()
-        celery_app._pool = None
-        celery_app.amqp._producer_pool = None
-
-    reset_pools()
-    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"
-    yield
-    reset_pools()
-    celery_app.conf.broker_url = saved
 
 
 def queued(**kw):
