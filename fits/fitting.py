@@ -465,8 +465,12 @@ def _stderr(result: FitResult, n, d, y, w) -> dict:
     dof = max(y.size - base.size, 1)
     s2 = float(np.sum(w * r**2) / dof)
     jw = jac * np.sqrt(w)[:, None]
+    # Columns differ by many orders of magnitude (B multiplies D^-beta ~ 1e-5):
+    # unscaled, pinv truncates the B-beta direction and reports tiny errors.
+    scale = np.linalg.norm(jw, axis=0)
+    scale[scale == 0] = 1.0
     try:
-        cov = np.linalg.pinv(jw.T @ jw) * s2
+        cov = np.linalg.pinv((jw / scale).T @ (jw / scale)) / np.outer(scale, scale) * s2
     except np.linalg.LinAlgError:
         return {k: float("nan") for k in names}
     return {k: float(np.sqrt(max(cov[i, i], 0.0))) for i, k in enumerate(names)}
