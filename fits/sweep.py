@@ -101,9 +101,10 @@ def run_design(train: pd.DataFrame, target: pd.DataFrame, design: Design, sizes:
                          epochs=selected["epochs"], weights=selected["weight"], delta=DEFAULT_DELTA)
         pred = result.predict(target["params"], target["tokens"], target["epochs"])
         row.update(law=form.name, n_points=int(len(selected)), params=result.params, success=result.success,
-                   are=are(target["value"], pred), error="")
+                   rmse_log=result.stats["rmse_log"], are=are(target["value"], pred), error="")
     except FitInputError as exc:
-        row.update(law="", n_points=int(len(rows)), params={}, success=False, are=float("inf"), error=str(exc))
+        row.update(law="", n_points=int(len(rows)), params={}, success=False, rmse_log=float("nan"),
+                   are=float("inf"), error=str(exc))
     row["seconds"] = time.perf_counter() - started
     return row
 
