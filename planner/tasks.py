@@ -50,7 +50,8 @@ def run_job(self, job_id: int):
             log.info("job %s cancelled while running", job.pk)
             return
         except SoftTimeLimitExceeded:
-            job_fail(job_id=job.pk, error=f"Stopped: took longer than {settings.CELERY_TASK_SOFT_TIME_LIMIT} s.")
+            limit = self.request.timelimit[1] if self.request.timelimit else None
+            job_fail(job_id=job.pk, error=f"Stopped: took longer than {limit or settings.CELERY_TASK_SOFT_TIME_LIMIT} s.")
             return
         except JobFailure as exc:
             job_fail(job_id=job.pk, error=str(exc), result=exc.details)

@@ -97,6 +97,20 @@ def test_an_unexpected_error_fails_the_job_with_its_text(corpus, monkeypatch):
     assert (job.status, job.error) == ("failed", "ZeroDivisionError: division by zero in stats")
 
 
+def test_a_job_over_its_soft_time_limit_fails_with_the_limit_named(corpus, monkeypatch, settings):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    def too_slow(family):
+        raise SoftTimeLimitExceeded()  # what the worker raises in the task when the soft limit passes
+
+    monkeypatch.setattr(stats_module, "family_stats_compute", too_slow)
+    job = stats_job()
+    run_job.apply(args=[job.pk])
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert job.error == f"Stopped: took longer than {settings.CELERY_TASK_SOFT_TIME_LIMIT} s."
+
+
 def test_a_running_job_stops_at_its_next_progress_report_once_cancelled(corpus, monkeypatch):
     job = stats_job()
     compute = stats_module.family_stats_compute
@@ -229,3 +243,21 @@ def test_a_job_cancelled_while_queued_never_runs(celery_workers, corpus):
     job.refresh_from_db()
     assert job.status == "cancelled" and job.attempts == 0
     assert Family.objects.get(name="tiny").stats == {}
+
+
+@pytest.mark.worker
+def test_a_real_worker_stops_an_import_at_the_soft_time_limit_and_writes_nothing(celery_workers, settings):
+    import shutil
+
+    source = settings.SCALEPLAN_SHARED_DIR / "corpus" / "colpret.csv.gz"
+    if not source.is_file():
+        pytest.skip(f"reference corpus not found at {source}")
+    worker = celery_workers("worker1")
+    job = import_job(settings, "", name="colpret.csv.gz")
+    shutil.copyfile(source, job.input["path"])
+    # The sender's limits travel in the message; the full corpus takes longer than 1 s.
+    run_job.apply_async(args=[job.pk], soft_time_limit=1)
+    job = wait_for_job(job.pk, timeout=60)
+    assert job.status == "failed", (job.status, worker.log())
+    assert job.error == "Stopped: took longer than 1 s."
+    assert not Observation.objects.exists() and not Family.objects.exists()
