@@ -13,6 +13,7 @@ import csv
 import gzip
 import io
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -156,7 +157,9 @@ def _parse_table(text: str, header: list[str]) -> pd.DataFrame:
         )
     except pd.errors.ParserError as exc:
         # The C parser names the offending file line ("Expected 14 fields in line 7, saw 15").
-        raise CorpusValidationError([Problem(0, "", f"malformed CSV: {exc}".strip())]) from None
+        reason = str(exc).replace("Error tokenizing data. C error: ", "").strip()
+        found = re.search(r"\bline (\d+)", reason)
+        raise CorpusValidationError([Problem(int(found.group(1)) if found else 0, "", f"malformed CSV: {reason}")]) from None
     # File line of each record: header is line 1; embedded newlines in quoted
     # fields push later records down.
     n = len(df)
