@@ -120,8 +120,11 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_out": str(_fs_broker / "queue"),
         "processed_folder": str(_fs_broker / "processed"),
         "store_processed": False,
+        # Broadcast/control messages (worker pings, remote control); without this
+        # kombu writes them to ./control in whatever directory the process runs.
+        "control_folder": str(_fs_broker / "control"),
     }
-    for _d in ("queue", "processed"):
+    for _d in ("queue", "processed", "control"):
         (_fs_broker / _d).mkdir(parents=True, exist_ok=True)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
