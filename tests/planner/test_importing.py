@@ -228,3 +228,16 @@ def test_the_reference_corpus_imports_with_the_expected_counts():
     assert dict(Family.objects.values_list("name", "primary_metric")) == expected
     again = import_canonical(path)
     assert (again.rows_inserted, again.rows_unchanged) == (0, 199_499)
+
+
+def test_a_failure_while_writing_rolls_back_families_and_runs(db, monkeypatch):
+    import planner.importing as importing
+
+    def fail(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(importing, "_write_postgresql", fail)
+    monkeypatch.setattr(importing, "_write_other", fail)
+    with pytest.raises(RuntimeError):
+        import_canonical(csv_file(*ROWS))
+    assert not Family.objects.exists() and not Run.objects.exists()
