@@ -213,7 +213,7 @@ def cmd_sweep(args) -> int:
           f"laws/s: {len(table) / wall:.1f}  failed fits: {int(np.isinf(table['are']).sum())}")
     for col in ("policy", "fraction", "n_models"):
         medians = table.groupby(col)["are"].agg(["median", "size"])
-        print(f"median ARE by {col}: " + "  ".join(f"{k}={pct(m)} (n={n})" for k, (m, n) in medians.iterrows()))
+        print(f"median ARE by {col}: " + "  ".join(f"{k}={pct(row['median'])} (n={int(row['size'])})" for k, row in medians.iterrows()))
     if args.json:
         write_json(args.json, {"version": OUTPUT_VERSION, "rows": table.to_dict(orient="records")})
     if args.csv:
