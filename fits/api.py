@@ -124,8 +124,11 @@ def predict_interval(train: pd.DataFrame, target_params, target_tokens, coverage
     from .interval import prediction_interval
 
     n, d = _targets(target_params, target_tokens)
-    out = prediction_interval(train, n, d, coverage=coverage, target_epochs=target_epochs, n_boot=n_boot, seed=seed)
-    return out.lower, out.upper
+    # The bootstrap works on flat target lists; answer in the targets' shape.
+    epochs = None if target_epochs is None else np.broadcast_to(np.asarray(target_epochs, dtype=float), n.shape).ravel()
+    out = prediction_interval(train, n.ravel(), d.ravel(), coverage=coverage, target_epochs=epochs, n_boot=n_boot,
+                              seed=seed)
+    return out.lower.reshape(n.shape), out.upper.reshape(n.shape)
 
 
 def make_predictor(policy: CheckpointPolicy = DEFAULT_POLICY, **fit_kwargs):

@@ -57,11 +57,13 @@ class FitResult:
 
     # -- predictions ---------------------------------------------------------
     def predict(self, params, tokens, epochs=None) -> np.ndarray:
-        params = np.asarray(params, dtype=float)
-        tokens = np.asarray(tokens, dtype=float)
-        params, tokens = np.broadcast_arrays(params, tokens)
+        params, tokens = np.broadcast_arrays(np.asarray(params, dtype=float), np.asarray(tokens, dtype=float))
+        shape = params.shape  # the design matrix is 2-d: evaluate flat, return the targets' shape
+        params, tokens = params.ravel(), tokens.ravel()
+        if epochs is not None:
+            epochs = np.broadcast_to(np.asarray(epochs, dtype=float), shape).ravel()
         d = effective_tokens(tokens, epochs) if self.form.data_constrained else tokens
-        return evaluate(self.form, self.coef, params, d, self.alpha, self.beta, self.n0, self.d0)
+        return evaluate(self.form, self.coef, params, d, self.alpha, self.beta, self.n0, self.d0).reshape(shape)
 
     # -- reporting ------------------------------------------------------------
     @property
