@@ -40,7 +40,7 @@ def prepare_train(train: pd.DataFrame) -> pd.DataFrame:
                                 f"{train[col].iloc[i]!r}")
         if (vals <= 0).any():
             i = int(np.flatnonzero((vals <= 0).to_numpy())[0])
-            raise FitInputError(f"train column {col!r} must be positive; row {i} has {vals.iloc[i]!r}")
+            raise FitInputError(f"train column {col!r} must be positive; row {i} has {float(vals.iloc[i])!r}")
         out[col] = vals.to_numpy(dtype=float)
     out["seed"] = train["seed"].fillna("").astype(str).to_numpy() if "seed" in train.columns else ""
     out["epochs"] = pd.to_numeric(train["epochs"], errors="coerce").to_numpy() if "epochs" in train.columns else np.nan

@@ -117,7 +117,7 @@ def _check_inputs(form: LawForm, n, d, y, w):
     for name, arr in (("params", n), ("tokens", d), ("value", y)):
         if np.any(arr <= 0):
             bad = int(np.flatnonzero(arr <= 0)[0])
-            raise FitInputError(f"{name} must be positive; row {bad} has {arr[bad]!r}")
+            raise FitInputError(f"{name} must be positive; row {bad} has {float(arr[bad])!r}")
     if np.any(w < 0) or not np.any(w > 0):
         raise FitInputError("weights must be non-negative and not all zero")
     if form.size_term and np.unique(n[w > 0]).size < 2:
