@@ -83,3 +83,15 @@ def test_it_loads_no_scripts_and_no_external_assets(client):
 
     assert links.scripts == 0
     assert [url for url in links.hrefs + links.srcs if "//" in url] == []
+
+
+def test_it_groups_the_digits_of_large_counts(client):
+    family = Family.objects.create(name="big", arch="dec")
+    run = Run.objects.create(family=family, name="big-1b", arch="dec", params=10**9)
+    Observation.objects.bulk_create(
+        Observation(run=run, tokens=1e9 * (i + 1), metric="val_loss", value=2.5) for i in range(1234)
+    )
+
+    response = client.get("/")
+
+    assert b'<span class="n">1,234</span>' in response.content
