@@ -13,7 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
-from .jobs import job_create
+from .jobs import JobEnqueueError, job_create
 from .models import Family, Job
 from .stats import families_refresh_stats
 
@@ -73,18 +73,23 @@ def corpus_stats_enqueue(*, family_names=None, created_by=None) -> Job:
 
 
 def corpus_import_enqueue(*, upload: UploadedFile, skip_invalid=False, replace=False, created_by=None) -> Job:
+    """Store the upload and queue its import. If the job cannot be queued, the file is removed."""
     path = corpus_upload_store(upload=upload)
-    return job_create(
-        kind=Job.Kind.CORPUS_IMPORT,
-        input={
-            "path": str(path),
-            "filename": upload.name,
-            "size": upload.size,
-            "skip_invalid": bool(skip_invalid),
-            "replace": bool(replace),
-        },
-        created_by=created_by,
-    )
+    try:
+        return job_create(
+            kind=Job.Kind.CORPUS_IMPORT,
+            input={
+                "path": str(path),
+                "filename": upload.name,
+                "size": upload.size,
+                "skip_invalid": bool(skip_invalid),
+                "replace": bool(replace),
+            },
+            created_by=created_by,
+        )
+    except JobEnqueueError:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def corpus_stats_run(*, job: Job, progress) -> dict:

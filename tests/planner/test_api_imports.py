@@ -164,3 +164,13 @@ def test_an_invalid_upload_fails_its_job_with_the_problems_in_the_result(celery_
     assert "line 3" in body["error"]
     assert [(p["line"], p["column"]) for p in body["result"]["problems"]] == [(3, "tokens")]
     assert not Observation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unreachable_broker_answers_503_and_leaves_no_upload_behind(client_for, staff, settings,
+                                                                       unreachable_broker):
+    response = post(client_for(staff), file=upload())
+    assert response.status_code == 503
+    job = Job.objects.get(pk=response.json()["error"]["details"]["job_id"])
+    assert job.status == "failed"
+    assert not list(settings.DATA_DIR.rglob("*.csv"))
