@@ -66,12 +66,16 @@ def is_loss_metric(name: str) -> bool:
 def _metric_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (family, metric) of loss-like metrics: runs reporting it, best split rank, rows, aggregate name."""
     names = pd.Series(rows["metric"].unique())
-    losses = set(names[names.map(is_loss_metric)])
+    losses = names[names.map(is_loss_metric)]
     sub = rows.loc[rows["metric"].isin(losses), ["family", "metric", "model", "split"]]
-    sub = sub.assign(split=sub["split"].map(_SPLIT_RANK).fillna(2))
-    table = sub.groupby(["family", "metric"], sort=False).agg(
-        runs=("model", "nunique"), split=("split", "min"), rows=("model", "size")
-    ).reset_index()
+    split = sub["split"].to_numpy(dtype=object)
+    sub = sub.assign(split=np.select([split == "validation", split == "train"], [0, 1], 2))
+    per_run = sub.drop_duplicates(["family", "metric", "model"])
+    table = pd.DataFrame({
+        "runs": per_run.groupby(["family", "metric"], sort=False).size(),
+        "split": per_run.groupby(["family", "metric"], sort=False)["split"].min(),
+        "rows": sub.groupby(["family", "metric"], sort=False).size(),
+    }).reset_index()
     table["aggregate"] = table["metric"].map(lambda m: 0 if _AGGREGATE_RE.search(m) else 1)
     return table.sort_values(
         ["family", "runs", "split", "rows", "aggregate", "metric"],
@@ -102,8 +106,8 @@ def _primary_metrics(rows: pd.DataFrame) -> pd.Series:
     return _metric_table(rows).drop_duplicates("family").set_index("family")["metric"]
 
 
-def _mode_per_family(rows: pd.DataFrame, column: str) -> pd.Series:
-    counts = rows.loc[rows[column] != "", ["family", column]].value_counts().reset_index()
+def _mode_per_family(runs: pd.DataFrame, column: str) -> pd.Series:
+    counts = runs.loc[runs[column] != "", ["family", column]].value_counts().reset_index()
     counts = counts.sort_values(["family", "count", column], ascending=[True, False, True])
     return counts.drop_duplicates("family").set_index("family")[column]
 
@@ -201,13 +205,20 @@ def _check_against_database(rows: pd.DataFrame, *, replace: bool) -> tuple[pd.Da
 
 
 def _family_defaults(rows: pd.DataFrame) -> pd.DataFrame:
-    """arch/dataset/source/primary metric of each family as its rows suggest."""
-    names = pd.Index(sorted(rows["family"].unique()), name="family")
-    arches = rows.groupby("family")["arch"].agg(lambda s: s.iat[0] if s.nunique() == 1 else "")
+    """arch/dataset/source/primary metric of each family as its rows suggest.
+
+    dataset and source are the most common among the family's runs (each run
+    counted by its first row): one value per run, whatever its row count.
+    """
+    codes, _ = pd.factorize(rows["model"])
+    _, first = np.unique(codes, return_index=True)
+    runs = rows.iloc[first]
+    names = pd.Index(sorted(runs["family"].unique()), name="family")
+    arch_count = runs.groupby("family")["arch"].nunique()
     out = pd.DataFrame(index=names)
-    out["arch"] = arches
-    out["dataset"] = _mode_per_family(rows, "dataset")
-    out["source"] = _mode_per_family(rows, "source")
+    out["arch"] = runs.groupby("family")["arch"].first().where(arch_count == 1, "")
+    out["dataset"] = _mode_per_family(runs, "dataset")
+    out["source"] = _mode_per_family(runs, "source")
     out["primary_metric"] = _primary_metrics(rows)
     out["notes"] = ""
     return out.fillna("")
@@ -272,17 +283,19 @@ _COPY_TYPES = ("int8", "int8", "float8", "text", "float8", "int8", "float8", "fl
 
 
 def _records(frame: pd.DataFrame, obs_id) -> list[tuple]:
-    """Row tuples for COPY with None for missing values (binary COPY: floats travel exactly)."""
+    """Row tuples for COPY/executemany, None for missing values (binary COPY: floats travel exactly)."""
     columns = [] if obs_id is None else [obs_id]
     for col in _COPY_COLUMNS[1:]:
         series = frame[col]
-        if col in ("run_id", "step"):
-            values = series.astype(object).where(series.notna(), None).tolist()
-            values = [None if v is None else int(v) for v in values]
+        if col == "step":
+            values = series.astype("Int64").to_numpy(dtype=object, na_value=None).tolist()
         elif col in ("epochs", "flops"):
-            values = series.astype(object).where(series.notna(), None).tolist()
+            array = series.to_numpy(dtype="float64")
+            values = np.where(np.isnan(array), None, array).tolist()
+        elif col == "run_id":
+            values = series.to_numpy(dtype="int64").tolist()
         else:
-            values = series.tolist()
+            values = series.to_numpy(dtype=object if col not in ("tokens", "value") else "float64").tolist()
         columns.append(values)
     return list(zip(*columns))
 
