@@ -74,6 +74,7 @@ def _enqueue(job_id: int) -> None:
     try:
         run_job.apply_async(args=[job_id], retry=True, retry_policy=ENQUEUE_RETRY_POLICY)
     except (BrokerOperationalError, OSError) as exc:
+        log.error("job %s: task broker unreachable, job marked failed: %s", job_id, exc)
         job = job_fail(job_id=job_id, error=f"Could not enqueue the job: the task broker is unreachable ({exc}).")
         raise JobEnqueueError(job or Job.objects.get(pk=job_id), exc) from exc
 
