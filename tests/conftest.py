@@ -264,7 +264,10 @@ def celery_workers(transactional_db, tmp_path, settings):
     for worker in started:
         worker.stop()
     with app.connection_for_write() as conn:
-        conn.default_channel.queue_purge(TEST_QUEUE)
+        channel = conn.default_channel
+        channel.queue_purge(TEST_QUEUE)
+        # kombu's routing keys for this session's queue: leave the Redis database as found.
+        channel.client.delete(f"_kombu.binding.{TEST_QUEUE}", f"_kombu.binding_permanent.{TEST_QUEUE}")
 
 
 @pytest.fixture
