@@ -120,6 +120,8 @@ class JobAdmin(admin.ModelAdmin):
         self._check_staff(request)
         job = get_object_or_404(Job, pk=job_id, kind=Job.Kind.CORPUS_IMPORT)
         result = job.result or {}
+        # Problems sit on the import report (skipped rows) or on a failed job's result (rejected file).
+        details = result.get("import") or result
         context = {
             **self.admin_site.each_context(request),
             "title": f"Corpus import job {job.pk}",
@@ -127,7 +129,8 @@ class JobAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "report": result.get("import"),
             "stats": result.get("stats"),
-            "problems": (result.get("problems") or (result.get("import") or {}).get("problems") or [])[:500],
+            "problems": (details.get("problems") or [])[:500],
+            "n_problems": details.get("n_problems", len(details.get("problems") or [])),
             "refresh_seconds": None if job.is_finished else 2,
             "job_api_url": reverse("api:job-detail", args=[job.pk]),
         }

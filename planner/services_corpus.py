@@ -98,6 +98,18 @@ def corpus_stats_run(*, job: Job, progress) -> dict:
     return families_refresh_stats(family_ids=ids, progress=progress)
 
 
+# A job row is read on every poll: keep at most this many problems on it (counts stay exact).
+MAX_PROBLEMS_STORED = 1000
+
+
+def _problems_dict(problems) -> dict:
+    return {
+        "n_problems": len(problems),
+        "problems": [p.to_dict() for p in problems[:MAX_PROBLEMS_STORED]],
+        "problems_truncated": len(problems) > MAX_PROBLEMS_STORED,
+    }
+
+
 def _scaled(progress, lo, hi):
     return lambda fraction, message="": progress(lo + (hi - lo) * fraction, message)
 
@@ -124,8 +136,10 @@ def corpus_import_run(*, job: Job, progress) -> dict:
         )
     except CorpusValidationError as exc:
         path.unlink(missing_ok=True)
-        raise JobFailure(str(exc), details={"problems": [p.to_dict() for p in exc.problems]}) from exc
+        raise JobFailure(str(exc), details=_problems_dict(exc.problems)) from exc
     touched = Family.objects.filter(name__in=report.families).values_list("pk", flat=True)
     stats = families_refresh_stats(family_ids=list(touched), progress=_scaled(progress, 0.9, 1.0))
     path.unlink(missing_ok=True)
-    return {"filename": job.input.get("filename"), "import": report.to_dict(), "stats": stats}
+    summary = report.to_dict()
+    summary.update(_problems_dict(report.problems))
+    return {"filename": job.input.get("filename"), "import": summary, "stats": stats}

@@ -76,7 +76,7 @@ def test_a_finished_import_shows_its_report_and_stops_refreshing(staff_client, s
     job = Job.objects.create(
         kind=Job.Kind.CORPUS_IMPORT, status="succeeded", progress=1.0, created_by=staff,
         input={"filename": "c.csv", "size": 10, "skip_invalid": True, "replace": False},
-        result={"import": {"rows_read": 9, "rows_inserted": 7, "rows_skipped": 1,
+        result={"import": {"rows_read": 9, "rows_inserted": 7, "rows_skipped": 1, "n_problems": 3,
                            "problems": [{"line": 4, "column": "value", "reason": "not a finite number"}]},
                 "stats": {"families_refreshed": 2, "families": ["a", "b"]}},
     )
@@ -84,6 +84,7 @@ def test_a_finished_import_shows_its_report_and_stops_refreshing(staff_client, s
     assert "http-equiv" not in html
     assert "rows_inserted" in html and "<td>7</td>" in html
     assert "<td>4</td><td>value</td><td>not a finite number</td>" in html
+    assert "Rejected rows: 3 (first 1 shown)" in html
     assert "Statistics refreshed for 2 families" in html
 
 

@@ -261,3 +261,20 @@ def test_a_real_worker_stops_an_import_at_the_soft_time_limit_and_writes_nothing
     assert job.status == "failed", (job.status, worker.log())
     assert job.error == "Stopped: took longer than 1 s."
     assert not Observation.objects.exists() and not Family.objects.exists()
+
+
+def test_a_skip_invalid_import_reports_the_skipped_rows_capped_on_the_job(settings, monkeypatch):
+    from planner import services_corpus
+
+    monkeypatch.setattr(services_corpus, "MAX_PROBLEMS_STORED", 1)
+    bad = SMALL_CORPUS.replace("tiny,tiny-10m,dec,10000000,2e9", "tiny,tiny-10m,dec,10000000,-2e9").replace(
+        "val_loss,2.5,", "val_loss,inf,"
+    )
+    job = import_job(settings, bad, skip_invalid=True)
+    run_job.apply(args=[job.pk])
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error
+    report = job.result["import"]
+    assert (report["rows_inserted"], report["rows_skipped"], report["n_problems"]) == (6, 2, 2)
+    assert report["problems_truncated"] is True
+    assert [(p["line"], p["column"]) for p in report["problems"]] == [(3, "tokens")]
