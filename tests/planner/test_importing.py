@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import IntegrityError, connection, transaction
 
 from fits.canonical import CANONICAL_COLUMNS, CorpusValidationError, read_canonical, read_families
 from planner.importing import ImportReport, choose_primary_metric, import_canonical, is_loss_metric
@@ -233,7 +234,7 @@ def test_the_reference_corpus_imports_with_the_expected_counts():
 def test_a_failure_while_writing_rolls_back_families_and_runs(db, monkeypatch):
     import planner.importing as importing
 
-    def fail(*args):
+    def fail(*args, **kwargs):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(importing, "_write_postgresql", fail)
@@ -241,3 +242,23 @@ def test_a_failure_while_writing_rolls_back_families_and_runs(db, monkeypatch):
     with pytest.raises(RuntimeError):
         import_canonical(csv_file(*ROWS))
     assert not Family.objects.exists() and not Run.objects.exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the bulk path is PostgreSQL's")
+def test_a_bulk_load_keeps_the_run_foreign_key(db, monkeypatch):
+    import planner.importing as importing
+
+    monkeypatch.setattr(importing, "_BULK_MIN_ROWS", 1)
+    monkeypatch.setattr(importing, "_BULK_MIN_SHARE", 0.0)
+    report = import_canonical(csv_file(*ROWS))
+    assert report.rows_inserted == 6 and Observation.objects.count() == 6
+    with connection.cursor() as cursor:
+        assert importing._run_foreign_key(cursor) is not None
+    # The restored constraint still guards the table.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(
+                f"INSERT INTO {Observation._meta.db_table} (run_id, tokens, metric, value, split, dataset, source) "
+                "VALUES (999999999, 1, 'x', 1, '', '', '')"
+            )
