@@ -7,8 +7,9 @@ fit the smaller sizes, score the largest size's last 30%), the same training
 set is fitted three ways, interleaved family by family so that load on the
 machine hits all three alike:
 
-  library   fits.api.fit_train(train) - default policy, variable projection + IRLS Huber
-  lbfgs     fits.api.fit_train(train, refine="lbfgs") - the same with the L-BFGS-B refinement
+  library   fits.api.fit_train(train) - default policy, variable projection + IRLS Huber -
+            through fits.api.make_predictor, the path predict_loss takes (fit, predict, cap)
+  lbfgs     the same with fit_train(train, refine="lbfgs"), the L-BFGS-B refinement
   reference scipy.optimize.curve_fit on the raw loss of E + A/N^a + B/D^b, a 27-start
             grid (3 x 3 x 3 over E0, a0, b0), checkpoints from 10B tokens on (all
             of them if that leaves < 2 sizes), the start with the least SSE kept
@@ -29,7 +30,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fits.api import fit_train  # noqa: E402
+from fits.api import make_predictor  # noqa: E402
 from fits.backtest import are, eligible_families, split_target  # noqa: E402
 from fits.data import load_primary  # noqa: E402
 
@@ -101,12 +102,14 @@ def main(argv=None):
         tn, td = target["params"].to_numpy(), target["tokens"].to_numpy()
         y = target["value"].to_numpy()
 
-        (lib, _), s_lib = timed(lambda: fit_train(train), args.repeat)
-        (lb, _), s_lb = timed(lambda: fit_train(train, refine="lbfgs"), args.repeat)
+        te = target["epochs"].to_numpy()
+        library, lbfgs = make_predictor(), make_predictor(refine="lbfgs")
+        lib, s_lib = timed(lambda: library(train, tn, td, te), args.repeat)
+        lb, s_lb = timed(lambda: lbfgs(train, tn, td, te), args.repeat)
         ref, s_ref = timed(lambda: reference_fit(train), 1)  # seconds per law: one call is long enough to time
         scores = {
-            "library": are(y, lib.predict(tn, td, target["epochs"].to_numpy())),
-            "lbfgs": are(y, lb.predict(tn, td, target["epochs"].to_numpy())),
+            "library": are(y, lib),
+            "lbfgs": are(y, lb),
             "reference": are(y, chinchilla((tn, td), *ref)) if ref is not None else float("inf"),
         }
         for key, secs in (("library", s_lib), ("lbfgs", s_lb), ("reference", s_ref)):

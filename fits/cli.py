@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .api import fit_train
+from .api import fit_train, make_predictor
 from .backtest import are, backtest, split_target, summarise
 from .canonical import CorpusValidationError, read_canonical, read_families
 from .data import primary_observations
@@ -125,17 +125,8 @@ def pct(x) -> str:
 # backtest
 
 
-def policy_predictor(policy):
-    """The protocol's predictor: the library's fit of the train frame under ``policy``."""
-    def predict(train, params, tokens, epochs):
-        result, _ = fit_train(train, policy=policy)
-        return result.predict(params, tokens, epochs)
-
-    return predict
-
-
 def run_backtest(frame: pd.DataFrame, policy_name: str) -> tuple[pd.DataFrame, dict]:
-    table = backtest(frame, policy_predictor(POLICIES[policy_name]))
+    table = backtest(frame, make_predictor(POLICIES[policy_name]))
     if table.empty:
         raise CliError("no family has at least 3 distinct sizes: nothing to backtest")
     return table, summarise(table)
