@@ -147,7 +147,9 @@ class _Projector:
         self.ly = np.log(y)
         self.w = w
         self.k = len(form.coefficient_names)
-        self.subsets = [s for r in range(1, self.k + 1) for s in itertools.combinations(range(self.k), r)]
+        # Largest active set first: where its solution is feasible it is the
+        # optimum (a convex problem), and the smaller sets need not be tried.
+        self.subsets = [s for r in range(self.k, 0, -1) for s in itertools.combinations(range(self.k), r)]
 
     def columns(self, alpha, beta):
         cols = [np.ones_like(self.ld)]
@@ -212,6 +214,8 @@ class _Projector:
                 full = np.zeros((ka, kb, k))
                 full[..., idx] = c
                 coef = np.where(better[..., None], full, coef)
+            if len(idx) == k and ok.all():
+                break
         if with_coef:
             # Degenerate data (no feasible set): fall back to a constant at the weighted mean.
             none = ~np.isfinite(best)
@@ -368,7 +372,7 @@ def _grid_step(grid: np.ndarray, i: int) -> float:
     return float(max(lo, hi))
 
 
-def _refine_zoom(proj: _Projector, alpha, beta, step_a, step_b, w, delta, max_iter, tol=1e-4):
+def _refine_zoom(proj: _Projector, alpha, beta, step_a, step_b, w, delta, max_iter, tol=1e-3):
     """Shrinking 5x5 local grids over the exponents, coefficients projected exactly.
 
     With ``delta`` set, each step first reweights points by the Huber weights

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .api import DEFAULT_DELTA, choose_form, prepare_train
+from .api import DEFAULT_DELTA, cap_by_smaller_runs, choose_form, prepare_train
 from .backtest import are, eligible_families, split_target
 from .data import run_key
 from .fitting import FitInputError, fit_law
@@ -80,28 +80,56 @@ def _truncate(frame: pd.DataFrame, fraction: float) -> pd.DataFrame:
 
 
 def run_design(train: pd.DataFrame, target: pd.DataFrame, design: Design, sizes: np.ndarray) -> dict:
-    """Fit one design and score it on the target; failures are rows with ARE = inf and an error."""
-    started = time.perf_counter()
+    """Fit one sweep design and score it on the target (see :func:`evaluate_design`)."""
     used_sizes = sizes[design.largest_index - design.n_models + 1: design.largest_index + 1]
-    rows = _truncate(train[train["params"].isin(used_sizes)], design.fraction)
+    row = evaluate_design(train, target, used_sizes, design.fraction, design.policy)
+    row["design"] = design.to_dict()
+    return row
+
+
+def run_compute(rows: pd.DataFrame) -> float:
+    """Training FLOPs of the runs in ``rows``: 6 N D at each run's last checkpoint there."""
+    if rows.empty:
+        return 0.0
+    last = rows.groupby(run_key(rows)).agg(params=("params", "first"), tokens=("tokens", "max"))
+    return float(6.0 * (last["params"] * last["tokens"]).sum())
+
+
+def evaluate_design(train: pd.DataFrame, target: pd.DataFrame, used_sizes, fraction: float,
+                    policy: str = "default") -> dict:
+    """Train on ``used_sizes`` seen up to ``fraction`` of each run, predict the target, score it.
+
+    The prediction is the product's (policy, law choice, fit, cap by smaller
+    runs). A single size gets the token-only law (or, with one checkpoint, its
+    last loss): the naive "everything in one model" design. Failures are rows
+    with ARE = inf and the error text.
+    """
+    started = time.perf_counter()
+    used_sizes = np.asarray(used_sizes, dtype=float)
+    rows = _truncate(train[train["params"].isin(used_sizes)], fraction)
     target_compute = float(6 * target["params"].iloc[0] * target["tokens"].max())
     row = {
-        "design": design.to_dict(),
         "sizes": [float(s) for s in used_sizes],
-        "scale_up": float(target["params"].iloc[0] / used_sizes[-1]),
-        "train_compute_share": float((6 * rows.groupby(run_key(rows))
-                                      .apply(lambda g: g["params"].iloc[0] * g["tokens"].max(),
-                                             include_groups=False)).sum() / target_compute) if len(rows) else 0.0,
+        "scale_up": float(target["params"].iloc[0] / used_sizes.max()),
+        "train_compute_share": run_compute(rows) / target_compute,
         "tokens_per_model": float(rows.groupby(run_key(rows))["tokens"].max().median()) if len(rows) else 0.0,
     }
+    tn, td = target["params"].to_numpy(), target["tokens"].to_numpy()
     try:
-        selected = POLICIES[design.policy].select(rows)
-        form = choose_form(selected)
-        result = fit_law(selected["params"], selected["tokens"], selected["value"], form=form,
-                         epochs=selected["epochs"], weights=selected["weight"], delta=DEFAULT_DELTA)
-        pred = result.predict(target["params"], target["tokens"], target["epochs"])
-        row.update(law=form.name, n_points=int(len(selected)), params=result.params, success=result.success,
-                   rmse_log=result.stats["rmse_log"], are=are(target["value"], pred), error="")
+        if rows.empty:
+            raise FitInputError("no checkpoints within the fraction of training seen")
+        selected = POLICIES[policy].select(rows)
+        if selected["tokens"].nunique() < 2 and selected["params"].nunique() < 2:
+            pred = np.full(len(target), float(selected.sort_values("tokens")["value"].iloc[-1]))
+            row.update(law="last-loss", n_points=int(len(selected)), params={}, success=True, rmse_log=0.0)
+        else:
+            form = choose_form(selected)
+            result = fit_law(selected["params"], selected["tokens"], selected["value"], form=form,
+                             epochs=selected["epochs"], weights=selected["weight"], delta=DEFAULT_DELTA)
+            pred = cap_by_smaller_runs(rows, tn, td, result.predict(tn, td, target["epochs"]))
+            row.update(law=form.name, n_points=int(len(selected)), params=result.params, success=result.success,
+                       rmse_log=result.stats["rmse_log"])
+        row.update(are=are(target["value"], pred), error="")
     except FitInputError as exc:
         row.update(law="", n_points=int(len(rows)), params={}, success=False, rmse_log=float("nan"),
                    are=float("inf"), error=str(exc))
@@ -119,12 +147,20 @@ def sweep_family(frame: pd.DataFrame) -> list[dict]:
     family = str(frame["family"].iloc[0])
     train, target = split_target(prepare_train(frame))
     sizes = np.sort(train["params"].unique())
+    traits = family_traits(frame)
     rows = []
-    for design in designs_for(sizes.size, _has_curves(train)):
+    for design in designs_for(sizes.size, traits["has_curves"]):
         row = run_design(train, target, design, sizes)
-        row["family"] = family
+        row.update(family=family, **traits)
         rows.append(row)
     return rows
+
+
+def family_traits(frame: pd.DataFrame) -> dict:
+    """What a planner knows about a family before training it: does data repeat, are curves logged."""
+    epochs = pd.to_numeric(frame["epochs"], errors="coerce") if "epochs" in frame.columns else pd.Series(dtype=float)
+    max_epochs = float(epochs.max()) if epochs.notna().any() else 1.0
+    return {"max_epochs": max(max_epochs, 1.0), "has_curves": _has_curves(frame)}
 
 
 def run_sweep(frame: pd.DataFrame, *, families=None, jobs: int = 1,
@@ -156,6 +192,6 @@ def run_sweep(frame: pd.DataFrame, *, families=None, jobs: int = 1,
     design = pd.json_normalize(table["design"].tolist())
     table = pd.concat([table.drop(columns=["design"]), design], axis=1)
     first = ["family", "n_models", "largest_index", "fraction", "policy", "scale_up", "train_compute_share",
-             "tokens_per_model", "law", "n_points", "are", "seconds"]
+             "tokens_per_model", "max_epochs", "has_curves", "law", "n_points", "are", "seconds"]
     return table[first + [c for c in table.columns if c not in first]].sort_values(
         ["family", "largest_index", "n_models", "fraction", "policy"], ignore_index=True)
