@@ -1,0 +1,90 @@
+"""The public contract fits.predict_loss / fits.predict_interval on every family shape of the corpus."""
+import numpy as np
+import pandas as pd
+import pytest
+
+import fits
+from fits.backtest import split_target
+
+# (family, what shape it stands for)
+SHAPES = {
+    "olmo": "2 sizes: the train split has 1 size, so a tokens-only law",
+    "chinchilla": "40+ sizes, one checkpoint each",
+    "overtrain-RedPajama": "final losses only (1 checkpoint per run)",
+    "gpt3": "200+ checkpoints per run",
+    "gzip-pcfg-0.23": "runs far shorter than 10B tokens",
+}
+
+
+@pytest.fixture
+def split(family):
+    def get(name, seed_column=True):
+        train, target = split_target(family(name))
+        if not seed_column:
+            train = train.drop(columns=["seed"])
+        return train, target
+
+    return get
+
+
+@pytest.mark.parametrize("seed_column", [True, False], ids=["with-seed", "without-seed"])
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_predict_loss_answers_in_the_targets_shape_on_every_family_shape(split, name, seed_column):
+    train, target = split(name, seed_column)
+    n, d = target["params"].to_numpy(), target["tokens"].to_numpy()
+    pred = fits.predict_loss(train, n, d)
+    assert pred.shape == n.shape
+    assert np.all(np.isfinite(pred)) and np.all(pred > 0)
+    # Plausible: within a factor of 2 of the truth, on a shape the law was not built around.
+    assert np.all(np.abs(np.log(pred / target["value"].to_numpy())) < np.log(2))
+    grid = fits.predict_loss(train, np.full((2, 3), n[0]), np.full((2, 3), d[-1]))
+    assert grid.shape == (2, 3)
+    assert np.shape(fits.predict_loss(train, float(n[0]), float(d[-1]))) == ()
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_predict_interval_brackets_the_prediction_on_every_family_shape(split, name):
+    train, target = split(name)
+    n, d = target["params"].to_numpy()[-3:], target["tokens"].to_numpy()[-3:]
+    pred = fits.predict_loss(train, n, d)
+    lower, upper = fits.predict_interval(train, n, d, coverage=0.8, n_boot=20)
+    assert lower.shape == upper.shape == n.shape
+    assert np.all(lower <= pred) and np.all(pred <= upper)
+    assert np.all(lower > 0) and np.all(lower < upper)
+
+
+def test_a_plain_frame_with_only_the_required_columns_is_enough():
+    train = pd.DataFrame({
+        "model": np.repeat(["s", "m", "l"], 4),
+        "params": np.repeat([1e8, 3e8, 1e9], 4),
+        "tokens": np.tile([2e9, 5e9, 1e10, 2e10], 3),
+        "value": [3.4, 3.2, 3.05, 2.95, 3.1, 2.92, 2.8, 2.72, 2.9, 2.72, 2.6, 2.52],
+    })
+    pred = fits.predict_loss(train, [3e9], [6e10])
+    assert pred.shape == (1,)
+    assert 1.5 < pred[0] < 2.52  # bigger and longer than every run: below the best loss seen
+
+
+GOOD = pd.DataFrame({"model": ["a", "a", "b", "b"], "params": [1e8, 1e8, 4e8, 4e8],
+                     "tokens": [1e9, 4e9, 1e9, 4e9], "value": [3.5, 3.1, 3.2, 2.8]})
+
+
+@pytest.mark.parametrize(
+    ("train", "targets", "message"),
+    [
+        (GOOD.drop(columns=["value"]), (1e9, 1e10), r"missing column\(s\) \['value'\]"),
+        (GOOD.iloc[:0], (1e9, 1e10), r"train has no rows"),
+        (GOOD.assign(value=[3.5, np.nan, 3.2, 2.8]), (1e9, 1e10), r"column 'value' has a missing.*row 1"),
+        (GOOD.assign(tokens=["1e9", "4e9", "lots", "4e9"]), (1e9, 1e10), r"column 'tokens' has a .*non-numeric.*'lots'"),
+        (GOOD.assign(params=[1e8, 1e8, -4e8, 4e8]), (1e9, 1e10), r"column 'params' must be positive; row 2 has -400000000\.0"),
+        (GOOD.values, (1e9, 1e10), r"train must be a pandas DataFrame, not ndarray"),
+        (GOOD, (-1e9, 1e10), r"target_params must be positive and finite"),
+        (GOOD, (1e9, np.nan), r"target_tokens must be positive and finite"),
+    ],
+    ids=["missing-column", "empty", "nan-value", "text-tokens", "negative-params", "not-a-frame", "negative-target",
+         "nan-target"],
+)
+@pytest.mark.parametrize("call", ["predict_loss", "predict_interval"])
+def test_bad_input_raises_fit_input_error_with_a_clear_message(call, train, targets, message):
+    with pytest.raises(fits.FitInputError, match=message):
+        getattr(fits, call)(train, *targets)
