@@ -106,7 +106,8 @@ class ObservationList(generics.ListAPIView):
 
 def _accepted(request, job):
     data = s.JobSerializer(job, context={"request": request}).data
-    return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
+    # str(): the URL is a DRF Hyperlink (a str subclass), which WSGI servers refuse in headers.
+    return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": str(data["url"])})
 
 
 class ImportCreate(APIView):

@@ -36,6 +36,7 @@ def test_staff_upload_answers_202_with_a_queued_import_job(client_for, staff, se
     assert response.status_code == 202, response.content
     body = response.json()
     assert response["Location"] == body["url"]
+    assert type(response.headers["Location"]) is str  # WSGI servers accept nothing else
     assert (body["kind"], body["status"]) == ("corpus_import", "queued")
     assert body["input"] == {"filename": "c.csv.gz", "size": len(gzip.compress(SMALL_CORPUS.encode())),
                              "skip_invalid": True, "replace": False}

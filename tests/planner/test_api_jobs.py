@@ -110,6 +110,7 @@ def test_stats_refresh_answers_202_with_the_job_to_poll(client_for, owner, corpu
     assert response.status_code == 202
     body = response.json()
     assert response["Location"] == body["url"]
+    assert type(response.headers["Location"]) is str  # WSGI servers accept nothing else
     job = Job.objects.get(pk=body["id"])
     assert (job.kind, job.status, job.input, job.created_by) == ("corpus_stats", "queued", {"families": ["tiny"]}, owner)
 
