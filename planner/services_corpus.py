@@ -117,8 +117,9 @@ def _scaled(progress, lo, hi):
 def corpus_import_run(*, job: Job, progress) -> dict:
     """Import the job's uploaded file, then refresh the stats of the families it touched.
 
-    The upload is deleted once the job has an outcome (the report is kept on the
-    job); it stays while the job may still be retried after a lost worker.
+    The upload is deleted once this returns or raises: the job then gets an
+    outcome (succeeded, failed, cancelled) and keeps the report. Only a worker
+    killed outright leaves it, for the retry after a lost worker.
     """
     from fits.canonical import CorpusValidationError
 
@@ -135,11 +136,11 @@ def corpus_import_run(*, job: Job, progress) -> dict:
             progress=_scaled(progress, 0.0, 0.9),
         )
     except CorpusValidationError as exc:
-        path.unlink(missing_ok=True)
         raise JobFailure(str(exc), details=_problems_dict(exc.problems)) from exc
+    finally:
+        path.unlink(missing_ok=True)
     touched = Family.objects.filter(name__in=report.families).values_list("pk", flat=True)
     stats = families_refresh_stats(family_ids=list(touched), progress=_scaled(progress, 0.9, 1.0))
-    path.unlink(missing_ok=True)
     summary = report.to_dict()
     summary.update(_problems_dict(report.problems))
     return {"filename": job.input.get("filename"), "import": summary, "stats": stats}

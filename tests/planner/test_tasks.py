@@ -74,6 +74,7 @@ def test_an_invalid_upload_fails_the_job_with_line_column_and_reason(settings):
     job.refresh_from_db()
     assert job.status == "failed"
     assert "nothing was written" in job.error and "line 6" in job.error
+    assert not list(settings.DATA_DIR.rglob("*.csv"))
     assert job.result["problems"] == [{"line": 6, "column": "tokens", "reason": job.result["problems"][0]["reason"]}]
     assert not Observation.objects.exists()
 
@@ -159,6 +160,7 @@ def test_a_cancelled_import_writes_nothing(settings, monkeypatch):
     job.refresh_from_db()
     assert job.status == "cancelled"
     assert not Family.objects.exists() and not Observation.objects.exists()
+    assert not list(settings.DATA_DIR.rglob("*.csv")), "the upload is removed once the job has an outcome"
 
 
 def test_a_job_running_elsewhere_is_left_alone_and_checked_again_once_it_could_be_stale(
