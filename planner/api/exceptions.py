@@ -17,6 +17,7 @@ from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from ..jobs import JobEnqueueError, JobError
 
@@ -81,6 +82,7 @@ def exception_handler(exc, context):
     if response is None:
         # Not an API exception: a bug. Log it with its traceback and answer in our shape.
         log.exception("unhandled API error", exc_info=exc)
+        set_rollback()  # with ATOMIC_REQUESTS, nothing half-done is committed
         return Response(
             error_body("server_error", "Internal server error."), status=status.HTTP_500_INTERNAL_SERVER_ERROR
         )
