@@ -1,0 +1,115 @@
+"""README command 1: scripts/serve runs the whole service with no configuration."""
+import gzip
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+# Variables that would take the service out of its embedded default.
+CONFIG = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SCALEPLAN_ENV", "SECRET_KEY", "ALLOWED_HOSTS",
+          "DEBUG", "DJANGO_SETTINGS_MODULE", "CELERY_TASK_ALWAYS_EAGER")
+
+CORPUS = """family,model,arch,params,tokens,step,seed,dataset,epochs,flops,metric,value,split,source
+tiny-a,tiny-a-10m,dec,10000000,1e9,,,web,,,val_loss,4.1,validation,test
+tiny-a,tiny-a-10m,dec,10000000,2e9,,,web,,,val_loss,3.9,validation,test
+tiny-a,tiny-a-40m,dec,40000000,1e9,,,web,,,val_loss,3.7,validation,test
+tiny-a,tiny-a-40m,dec,40000000,2e9,,,web,,,val_loss,3.5,validation,test
+tiny-b,tiny-b-20m,dec,20000000,1e9,,,web,,,val_loss,3.8,validation,test
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except OSError:
+        return None, ""
+
+
+def group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_it_serves_the_corpus_runs_jobs_and_stops_both_processes_on_term(tmp_path):
+    shared = tmp_path / "shared"
+    (shared / "corpus").mkdir(parents=True)
+    with gzip.open(shared / "corpus" / "colpret.csv.gz", "wt") as f:
+        f.write(CORPUS)
+    data, port = tmp_path / "data", free_port()
+    env = {k: v for k, v in os.environ.items() if k not in CONFIG}
+    env.update(
+        PORT=str(port),
+        SCALEPLAN_DATA_DIR=str(data),
+        STATIC_ROOT=str(tmp_path / "static"),
+        SCALEPLAN_SHARED_DIR=str(shared),
+        # Use the interpreter running the tests rather than making another venv.
+        SCALEPLAN_VENV=sys.prefix,
+    )
+    log = open(tmp_path / "serve.log", "w+")
+    serve = subprocess.Popen(
+        ["bash", "scripts/serve"], cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        home = f"http://127.0.0.1:{port}/"
+        wait_until(lambda: get(home)[0] == 200 or serve.poll() is not None, 120, "the home page")
+        status, page = get(home)
+        output = (tmp_path / "serve.log").read_text()
+        assert status == 200, output
+        assert "loading the reference corpus" in output
+        assert f"serving on http://127.0.0.1:{port}/" in output
+        assert '<span class="n">2</span> <span class="label">families' in page
+        assert '<span class="n">5</span> <span class="label">observations' in page
+
+        # A job queued from another process is run by serve's worker over the
+        # filesystem broker.
+        queued = subprocess.run(
+            [sys.executable, "manage.py", "refresh_stats", "--async"], cwd=BASE_DIR, env=env,
+            capture_output=True, text=True, timeout=60,
+        )
+        assert queued.returncode == 0, queued.stderr
+        db = data / "scaleplan.sqlite3"
+
+        def job_status():
+            with sqlite3.connect(db, timeout=30) as conn:
+                return conn.execute("SELECT status FROM planner_job").fetchone()[0]
+
+        wait_until(lambda: job_status() in ("succeeded", "failed"), 60, "the job to finish")
+        assert job_status() == "succeeded"
+
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=60)
+        wait_until(lambda: not group_alive(serve.pid), 15, "web and worker to exit")
+        assert get(home)[0] is None
+    finally:
+        if serve.poll() is None or group_alive(serve.pid):
+            os.killpg(serve.pid, signal.SIGKILL)
+        log.close()
