@@ -132,22 +132,30 @@ def run_backtest(frame: pd.DataFrame, policy_name: str) -> tuple[pd.DataFrame, d
     return table, summarise(table)
 
 
-def summary_line(name: str, summary: dict) -> str:
+def summary_line(name: str, summary: dict, reference: dict | None = None) -> str:
+    """One policy's medians; with ``reference`` (the default's summary) also what the policy changes."""
     law = summary["are"]
     worse = summary["worse_than_best_loss_4plus_sizes"]
+    change = ""
+    if reference is not None and summary is not reference:
+        ref = reference["are"]
+        change = (f"  vs default: median {100 * (law['median'] - ref['median']):+.2f} pt, "
+                  f"p90 {100 * (law['p90'] - ref['p90']):+.2f} pt")
     return (f"{name:<16} median {pct(law['median']):>7}  p90 {pct(law['p90']):>7}  failed {law['failed']:>2}  "
-            f"worse than best-loss (>=4 sizes): {len(worse)}" + (f" ({', '.join(worse)})" if worse else ""))
+            f"worse than best-loss (>=4 sizes): {len(worse):>2}{change}"
+            + (f"  ({', '.join(worse)})" if worse else ""))
 
 
 def cmd_backtest(args) -> int:
     frame = load_frame(args.corpus, args.families)
     if args.compare_policies:
         results = {}
-        for name in POLICIES:
+        names = ["default"] + [n for n in POLICIES if n != "default"]  # the reference first
+        for name in names:
             table, summary = run_backtest(frame, name)
             results[name] = {"summary": summary, "rows": table.to_dict(orient="records")}
-            print(summary_line(name, summary), flush=True)
-        base = next(iter(results.values()))["summary"]
+            print(summary_line(name, summary, results["default"]["summary"]), flush=True)
+        base = results["default"]["summary"]
         print(f"(ARE of the law on the {base['families']} families with >= 3 sizes; baselines do not depend on it)")
         print(f"{'best-loss':<16} median {pct(base['are_best_loss']['median']):>7}  "
               f"p90 {pct(base['are_best_loss']['p90']):>7}")
