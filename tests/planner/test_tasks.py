@@ -280,3 +280,21 @@ def test_a_skip_invalid_import_reports_the_skipped_rows_capped_on_the_job(settin
     assert (report["rows_inserted"], report["rows_skipped"], report["n_problems"]) == (6, 2, 2)
     assert report["problems_truncated"] is True
     assert [(p["line"], p["column"]) for p in report["problems"]] == [(3, "tokens")]
+
+
+@pytest.mark.worker
+def test_a_real_worker_recovers_a_job_whose_worker_died(celery_worker_process, corpus):
+    from datetime import timedelta
+
+    from planner.jobs import stale_before
+
+    # As left by a worker killed mid-job: running, started before the hard limit could have passed.
+    job = stats_job()
+    Job.objects.filter(pk=job.pk).update(
+        status="running", worker="dead@host:1", attempts=1, started_at=stale_before() - timedelta(seconds=5)
+    )
+    run_job.apply_async(args=[job.pk])  # the redelivered message
+    job = wait_for_job(job.pk)
+    assert job.status == "succeeded", (job.error, celery_worker_process.log())
+    assert job.attempts == 2 and job.worker.startswith(celery_worker_process.name)
+    assert Family.objects.get(name="tiny").stats["n_runs"] == 3
