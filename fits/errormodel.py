@@ -25,9 +25,10 @@ import pandas as pd
 ERROR_MODEL_VERSION = 1
 QUANTILES = (0.1, 0.5, 0.9)
 TARGET_COVERAGE = 0.8
-POLICY_LEVELS = ("final-only", "cut10b", "no-size-weights")  # "default" is the reference level
+POLICY_LEVELS = ("final-only", "cut10b")  # "default" is the reference level
 FEATURES = (
     "log_scale_up",
+    "single_model",
     "n_models",
     "log_compute_share",
     "fraction",
@@ -53,6 +54,8 @@ def design_features(designs: pd.DataFrame) -> pd.DataFrame:
     x = pd.DataFrame(
         {
             "log_scale_up": np.log(np.maximum(col("scale_up", 1.0), 1.0)),
+            # One size cannot extrapolate in size at all (token-only law): its own level.
+            "single_model": (col("n_models", 1.0) == 1).astype(float),
             "n_models": col("n_models", 1.0),
             "log_compute_share": np.log(np.clip(col("train_compute_share", 1e-3), 1e-6, None)),
             "fraction": col("fraction", 1.0),

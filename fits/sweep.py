@@ -31,8 +31,8 @@ from .fitting import FitInputError, fit_law
 from .policy import POLICIES
 
 SWEEP_VERSION = 1
-FRACTIONS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
-SWEEP_POLICIES = ("default", "final-only", "cut10b", "no-size-weights")
+FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+SWEEP_POLICIES = ("default", "final-only", "cut10b")
 MAX_MODELS = 6
 MAX_LARGEST = 8
 
@@ -64,7 +64,7 @@ def designs_for(n_train_sizes: int, has_curves: bool = True) -> list[Design]:
     policies = SWEEP_POLICIES if has_curves else ("default",)
     out = []
     for largest in largest_choices:
-        for k in range(2, min(largest + 1, MAX_MODELS) + 1):
+        for k in range(1, min(largest + 1, MAX_MODELS) + 1):
             for fraction in fractions:
                 for policy in policies:
                     out.append(Design(k, int(largest), fraction, policy))
