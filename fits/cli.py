@@ -234,6 +234,12 @@ def cmd_sweep(args) -> int:
 def cmd_fit(args) -> int:
     if (args.target_params is None) != (args.target_tokens is None):
         raise CliError("give both --target-params and --target-tokens, or neither")
+    # Checked before fitting, so a typo does not cost a bootstrap.
+    plot_path = args.plot or Path(f"fit-{args.family}.png")
+    if plot_path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise CliError(f"--plot must end in .png, .svg or .pdf, not {plot_path.name!r}")
+    if not plot_path.parent.is_dir():
+        raise CliError(f"cannot write {plot_path}: no directory {plot_path.parent}")
     frame = load_frame(args.corpus, args.families)
     family = frame[frame["family"] == args.family]
     if family.empty:
@@ -280,9 +286,6 @@ def cmd_fit(args) -> int:
 
     from .plots import fit_figure
 
-    plot_path = args.plot or Path(f"fit-{args.family}.png")
-    if plot_path.suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise CliError(f"--plot must end in .png, .svg or .pdf, not {plot_path.name!r}")
     extra = {}
     if curve is not None:
         grid, interval = curve
