@@ -2,14 +2,19 @@
 
 Two sources of error, added in log space:
 
-1. *Fit uncertainty* - a wild cluster bootstrap. Checkpoints of one run are
+1. *Statistical error* - a run-level bootstrap. Checkpoints of one run are
    strongly correlated (one seed, one data order), so resampling checkpoints
-   would overstate certainty. Instead each replicate keeps the design, takes
-   the fitted curve, and adds back each run's whole residual curve multiplied
-   by one random sign (Rademacher) per run; the law is refitted and the
-   targets predicted. That keeps every size in every replicate (a plain
-   resample of runs loses sizes when a family has two or three), yet varies
-   the data run by run.
+   would overstate certainty. Each replicate keeps the design and rebuilds
+   every run from the fitted curve: a fresh run offset drawn with the
+   run-to-run sd (estimated from the runs' mean residuals, corrected for the
+   degrees of freedom the fit absorbed), plus the run's within-run residual
+   curve times one random sign. The law is refitted and the targets
+   predicted. That keeps every size in every replicate (a plain resample of
+   runs loses sizes when a family has two or three), and the target, being
+   one more run, adds its own run-to-run offset. A plain wild bootstrap of
+   the residuals measured 27.5% coverage at nominal 80% on synthetic
+   families: the fit absorbs most run offsets into E and alpha, so flipping
+   what is left understates the spread.
 2. *Extrapolation error* - what the bootstrap cannot see: the law itself is
    an approximation, and its error grows with the scale-up s from the largest
    trained size. Its distribution is heavy-tailed (most families within ~1%,
@@ -59,6 +64,7 @@ class Interval:
     boot_sd_log: np.ndarray
     method_sd_log: float
     n_boot: int
+    run_sd_log: float = 0.0
 
     def to_dict(self) -> dict:
         return {
@@ -69,6 +75,7 @@ class Interval:
             "boot_sd_log": self.boot_sd_log.tolist(),
             "method_sd_log": self.method_sd_log,
             "n_boot": self.n_boot,
+            "run_sd_log": self.run_sd_log,
         }
 
 
@@ -84,23 +91,52 @@ def method_error(coverage: float, scale_up) -> np.ndarray:
     return np.interp(coverage, cov, q) * scale_up_shape(scale_up)
 
 
+def run_offsets(selected: pd.DataFrame, resid: np.ndarray):
+    """Each run's weighted mean log residual, the within-run remainder, and the run-to-run sd.
+
+    The sd is corrected for what the fit absorbed: with R runs, the size part
+    of the law (E, A, alpha) soaks up about 3 of the R run offsets, so their
+    sum of squares has about R - 3 degrees of freedom (at least 1).
+    """
+    runs, inverse = np.unique(run_key(selected).to_numpy(), return_inverse=True)
+    w = selected["weight"].to_numpy(dtype=float)
+    sums = np.bincount(inverse, weights=w * resid, minlength=runs.size)
+    totals = np.bincount(inverse, weights=w, minlength=runs.size)
+    offsets = sums / np.where(totals > 0, totals, 1.0)
+    within = resid - offsets[inverse]
+    dof = max(runs.size - 3, 1)
+    sd = float(np.sqrt(np.sum(offsets**2) / dof)) if runs.size > 1 else 0.0
+    return inverse, runs.size, within, sd, dof
+
+
 def bootstrap_predictions(selected: pd.DataFrame, result, target_params, target_tokens, *, target_epochs=None,
-                          n_boot: int = 100, seed: int = 0, delta: float = 3e-3) -> np.ndarray:
-    """(n_boot, n_targets) predictions from refits on run-level wild-bootstrap replicates."""
+                          n_boot: int = 100, seed: int = 0, delta: float = 3e-3) -> tuple[np.ndarray, float]:
+    """(n_boot, n_targets) refit predictions, and the run-to-run sd of log loss.
+
+    Each replicate rebuilds every run from the fitted curve: a fresh run offset
+    drawn with the estimated run-to-run sd (a seed's worth of difference), plus
+    the run's own within-run residual curve with one random sign (wild
+    bootstrap: the curve's shape and correlation are kept).
+    """
     rng = np.random.default_rng(seed)
     fitted = result.predict(selected["params"], selected["tokens"], selected["epochs"])
     resid = np.log(selected["value"].to_numpy()) - np.log(fitted)
-    runs, inverse = np.unique(run_key(selected).to_numpy(), return_inverse=True)
+    inverse, n_runs, within, run_sd, _ = run_offsets(selected, resid)
     out = np.empty((n_boot, np.size(target_params)))
     fixed = (result.alpha if not result.form.size_term else None, None)
     for b in range(n_boot):
-        signs = rng.choice((-1.0, 1.0), size=runs.size)
-        y = fitted * np.exp(signs[inverse] * resid)
+        signs = rng.choice((-1.0, 1.0), size=n_runs)
+        shift = rng.normal(0.0, run_sd, size=n_runs) if run_sd > 0 else np.zeros(n_runs)
+        y = fitted * np.exp(shift[inverse] + signs[inverse] * within)
         boot = fit_law(selected["params"], selected["tokens"], y, form=result.form, epochs=selected["epochs"],
                        weights=selected["weight"], delta=delta,
                        fixed_exponents=fixed if fixed[0] is not None else None)
         out[b] = boot.predict(target_params, target_tokens, target_epochs)
-    return out
+    return out, run_sd
+
+
+def _runs_dof(selected: pd.DataFrame) -> int:
+    return max(run_key(selected).nunique() - 3, 1)
 
 
 def prediction_interval(train, target_params, target_tokens, *, coverage: float = 0.8, target_epochs=None,
@@ -108,8 +144,10 @@ def prediction_interval(train, target_params, target_tokens, *, coverage: float 
                         include_method_error: bool = True) -> Interval:
     """A ``coverage`` interval for the targets' loss (see the module docstring).
 
-    ``include_method_error=False`` leaves only the bootstrap: the right interval
-    when the law is known to be the true model (synthetic checks).
+    The target is itself one more run, so its own run-to-run offset is part of
+    the interval. ``include_method_error=False`` leaves the statistical part
+    only: the right interval when the law is known to be the true model
+    (synthetic checks).
     """
     from .api import DEFAULT_DELTA, cap_by_smaller_runs, fit_train, prepare_train
 
@@ -120,14 +158,19 @@ def prediction_interval(train, target_params, target_tokens, *, coverage: float 
     d = np.atleast_1d(np.asarray(target_tokens, dtype=float))
     n, d = np.broadcast_arrays(n, d)
     center = cap_by_smaller_runs(prepare_train(train), n, d, result.predict(n, d, target_epochs))
-    boots = bootstrap_predictions(selected, result, n, d, target_epochs=target_epochs, n_boot=n_boot, seed=seed,
-                                  delta=DEFAULT_DELTA)
+    boots, run_sd = bootstrap_predictions(selected, result, n, d, target_epochs=target_epochs, n_boot=n_boot,
+                                          seed=seed, delta=DEFAULT_DELTA)
     with np.errstate(invalid="ignore", divide="ignore"):
         log_boot = np.log(np.where(boots > 0, boots, np.nan))
     boot_sd = np.nan_to_num(np.nanstd(log_boot, axis=0), nan=0.0)
     scale_up = n / selected["params"].max()
-    z = stats.norm.ppf(0.5 + coverage / 2)
+    # Student's t, not the normal: the run-to-run spread is estimated from a
+    # handful of runs (R - 3 degrees of freedom), and an interval that ignores
+    # that is too narrow exactly when the user has few models.
+    z = stats.t.ppf(0.5 + coverage / 2, df=_runs_dof(selected))
     method = method_error(coverage, scale_up) if include_method_error else np.zeros_like(center)
-    half = np.sqrt(method**2 + (z * boot_sd) ** 2)
+    statistical = z * np.sqrt(boot_sd**2 + run_sd**2)
+    half = np.sqrt(method**2 + statistical**2)
     return Interval(prediction=center, lower=center * np.exp(-half), upper=center * np.exp(half),
-                    coverage=coverage, boot_sd_log=boot_sd, method_sd_log=float(np.max(method)), n_boot=n_boot)
+                    coverage=coverage, boot_sd_log=boot_sd, method_sd_log=float(np.max(method)), n_boot=n_boot,
+                    run_sd_log=run_sd)
