@@ -112,6 +112,7 @@ class Job(models.Model):
     class Kind(models.TextChoices):
         CORPUS_STATS = "corpus_stats", "recompute corpus statistics"
         CORPUS_IMPORT = "corpus_import", "import a corpus file"
+        PREDICTION = "prediction", "predict a target's loss from the user's runs"
 
     class Status(models.TextChoices):
         QUEUED = "queued"

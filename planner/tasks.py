@@ -21,12 +21,14 @@ from .jobs import (
 )
 from .models import Job
 from .services_corpus import JobFailure, corpus_import_run, corpus_stats_run
+from .services_predictions import prediction_run
 
 log = logging.getLogger(__name__)
 
 RUNNERS = {
     Job.Kind.CORPUS_STATS: corpus_stats_run,
     Job.Kind.CORPUS_IMPORT: corpus_import_run,
+    Job.Kind.PREDICTION: prediction_run,
 }
 
 
