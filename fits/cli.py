@@ -3,6 +3,8 @@
     python -m fits backtest CORPUS [--families F] [--policy NAME] [--json OUT] [--compare-policies]
     python -m fits sweep CORPUS [--families F] [--jobs N] [--json OUT] [--csv OUT]
     python -m fits fit CORPUS --family NAME [--target-params N --target-tokens D] [--plot OUT]
+    python -m fits calibrate --train TRAIN --test TEST [--jobs N] [--json OUT]
+    python -m fits evaluate-plans --train TRAIN --test TEST [--jobs N] [--json OUT]
 
 Bad input (a missing file, an invalid corpus, an unknown family, a bad number)
 is one message on stderr and exit status 2, never a traceback.
@@ -341,7 +343,104 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--plot", type=Path, help="figure path, .png or .svg (default: ./fit-FAMILY.png)")
     p.set_defaults(func=cmd_fit)
+
+    def train_test(p):
+        p.add_argument("--train", type=Path, required=True, help="canonical CSV the error model learns from")
+        p.add_argument("--test", type=Path, required=True,
+                       help="canonical CSV to check on (families also in TRAIN are held out of the model)")
+        p.add_argument("--train-families", type=Path, help="families file for TRAIN (default: beside it)")
+        p.add_argument("--test-families", type=Path, help="families file for TEST (default: beside it)")
+        p.add_argument("--jobs", type=positive_int, default=2, help="worker processes for the sweeps")
+        p.add_argument("--json", type=Path, help="write the result as JSON here")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("calibrate", help="learn the error model from TRAIN, check its intervals on TEST")
+    train_test(p)
+    p.set_defaults(func=cmd_calibrate)
+    p = sub.add_parser("evaluate-plans", help="recommend within TEST families' real runs, compare naive designs")
+    train_test(p)
+    p.add_argument("--budgets", type=fraction, nargs="+", default=[0.01, 0.03, 0.1, 0.3],
+                   help="budgets as shares of the target's compute")
+    p.set_defaults(func=cmd_evaluate_plans)
     return parser
+
+
+# ---------------------------------------------------------------------------
+# calibrate / evaluate-plans: the error model and the plans, checked on TEST families
+
+
+def _sweep_with_bar(frame: pd.DataFrame, jobs: int, quiet: bool, label: str) -> pd.DataFrame:
+    from tqdm import tqdm
+
+    from .sweep import run_sweep
+
+    with tqdm(total=None, unit="family", desc=label, file=sys.stderr, disable=quiet) as bar:
+        def progress(done, total, family):
+            bar.total = total
+            bar.set_postfix_str(family, refresh=False)
+            bar.update(done - bar.n)
+
+        table = run_sweep(frame, jobs=jobs, progress=progress)
+    if table.empty:
+        raise CliError(f"{label}: no family has at least 3 distinct sizes: nothing to learn from")
+    return table
+
+
+def _train_and_test(args):
+    """Sweep TRAIN (and TEST, unless it is the same file) and learn the error model from TRAIN."""
+    from .errormodel import fit_error_model
+
+    train_frame = load_frame(args.train, args.train_families)
+    same = args.test.resolve() == args.train.resolve() and args.test_families == args.train_families
+    test_frame = train_frame if same else load_frame(args.test, args.test_families)
+    train_sweep = _sweep_with_bar(train_frame, args.jobs, args.quiet, "sweep TRAIN")
+    test_sweep = train_sweep if same else _sweep_with_bar(test_frame, args.jobs, args.quiet, "sweep TEST")
+    started = time.perf_counter()
+    model = fit_error_model(train_sweep)
+    print(f"error model: {model.trained_on['rows']} laws from {model.trained_on['families']} families "
+          f"({time.perf_counter() - started:.1f} s); leave-one-family-out coverage "
+          f"{model.validation['coverage']:.3f}, median |log ratio| {model.validation['median_abs_log_ratio']:.3f}",
+          file=sys.stderr)
+    return model, train_sweep, test_sweep, test_frame
+
+
+def cmd_calibrate(args) -> int:
+    from .errormodel import calibrate
+
+    model, train_sweep, test_sweep, _ = _train_and_test(args)
+    result = calibrate(train_sweep, test_sweep, model=model)
+    print(f"TEST: {result['cases']} (family, design) cases in {result['families']} families; "
+          f"p10-p90 coverage {result['coverage']:.3f} (target 0.75-0.85); "
+          f"median |log(p50 / realised)| {result['median_abs_log_ratio']:.3f} (target <= {math.log(2):.3f})")
+    if args.json:
+        write_json(args.json, {"version": OUTPUT_VERSION, **result})
+    return 0
+
+
+def cmd_evaluate_plans(args) -> int:
+    from .errormodel import model_without
+    from .plan import evaluate_plans
+
+    model, train_sweep, _, test_frame = _train_and_test(args)
+    train_families = set(train_sweep["family"])
+
+    def model_for(family):  # a TEST family seen in TRAIN is planned for by a model that never saw it
+        if family in train_families:
+            return model_without(train_sweep, family, model.margin, model.trained_on)
+        return model
+
+    result = evaluate_plans(model_for, test_frame, budgets=tuple(args.budgets))
+    for row in result["rows"]:
+        rec = row["recommended"]
+        alts = "  ".join(f"{a['name']}={pct(a['realized_are'])}" for a in row["alternatives"])
+        print(f"{row['family']:32s} budget {row['budget_fraction']:>5.0%}  recommended "
+              f"{rec['design']['n_models']} models ({rec['design']['name']}) p50 {pct(rec['predicted_p50'])} "
+              f"realised {pct(rec['realized_are'])}  |  {alts}")
+    print(f"win rate (recommended no worse than the best naive design): {result['win_rate']:.3f} "
+          f"over {result['cases']} (family, budget) cases")
+    if args.json:
+        write_json(args.json, {"version": OUTPUT_VERSION, **result})
+    return 0
 
 
 def main(argv=None) -> int:
