@@ -4,15 +4,16 @@ Each sweep row is a design (sizes trained, scale-up to the target, share of
 the target's compute spent, tokens per model, fraction of training seen,
 checkpoint policy) applied to a corpus family, with the ARE it realised. The
 model predicts the 10th, 50th and 90th percentile of log(ARE) from the
-design's features by linear quantile regression (scikit-learn's
-``QuantileRegressor``), then widens the p10-p90 band by a conformal margin
-chosen on leave-one-family-out residuals so that it covers ~80% of held-out
-(family, design) cases.
+design's features by linear quantile regression with sign constraints on the
+design effects (solved as a linear program by SciPy's HiGHS: scikit-learn's
+``QuantileRegressor`` takes no bounds), then widens the p10-p90 band by a
+conformal margin chosen on leave-one-family-out residuals so that it covers
+~80% of held-out (family, design) cases.
 
-Why linear quantile regression: validated leave-one-family-out it gave the
-better coverage and median |log(p50 / realised)| than gradient-boosted
-quantiles (which overfit family-specific structure: 60% coverage), and its
-coefficients can be read (bench/notes in the README).
+Why linear quantile regression: validated leave-one-family-out it gave better
+coverage and median |log(p50 / realised)| than gradient-boosted quantiles
+(which overfit family-specific structure: 60% coverage), and its coefficients
+can be read and constrained.
 """
 from __future__ import annotations
 
