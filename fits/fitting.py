@@ -7,11 +7,13 @@ Why this design (measured by ``bench/fit_speed.py`` and the backtests):
   matrix costs one pass over the data. Scanning a whole grid of (alpha, beta)
   is then a handful of vectorised matrix products - a global search that needs
   no starting guesses, unlike a 27-start curve_fit.
-* The grid minimiser is polished by a bounded local search over the two
-  exponents (coefficients re-solved exactly at every step).
-* Optionally a final L-BFGS-B pass with analytic gradients minimises a Huber
-  loss on log residuals over all parameters, so that a few spiky checkpoints
-  do not pull the fit.
+* The grid minimiser is refined by iteratively reweighted projection on
+  shrinking local exponent grids: each step reweights points by their Huber
+  weight min(1, delta / |r|) on log residuals, so the fixed point is the Huber
+  fit and a few spiky checkpoints do not pull it. Measured against L-BFGS-B
+  with analytic gradients over all five parameters (kept as
+  ``refine="lbfgs"``): ~4x faster and lower ARE on the corpus backtest
+  (median 0.99% vs 1.08%, p90 12% vs 20%).
 
 Residuals are relative (log-space), so a family's loss level does not change
 how hard a point pulls. Non-convergence is a result, never an exception; bad
@@ -53,7 +55,6 @@ class FitResult:
     stats: dict = field(default_factory=dict)
     seconds: float = 0.0
     nfev: int = 0
-    r_star: float | None = None
 
     # -- predictions ---------------------------------------------------------
     def predict(self, params, tokens, epochs=None) -> np.ndarray:
