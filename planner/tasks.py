@@ -21,7 +21,10 @@ from .jobs import (
 )
 from .models import Job
 from .services_corpus import JobFailure, corpus_import_run, corpus_stats_run
+from .services_plans import plan_run
 from .services_predictions import prediction_run
+from .services_sweeps import JobHandedOff, sweep_run
+from .tasks_sweeps import sweep_family_task, sweep_finalise_task  # noqa: F401 (registers the sweep's tasks)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,8 @@ RUNNERS = {
     Job.Kind.CORPUS_STATS: corpus_stats_run,
     Job.Kind.CORPUS_IMPORT: corpus_import_run,
     Job.Kind.PREDICTION: prediction_run,
+    Job.Kind.SWEEP: sweep_run,
+    Job.Kind.PLAN: plan_run,
 }
 
 
@@ -50,6 +55,10 @@ def run_job(self, job_id: int):
             result = RUNNERS[job.kind](job=job, progress=progress)
         except JobCancelled:
             log.info("job %s cancelled while running", job.pk)
+            return
+        except JobHandedOff as exc:
+            # The job goes on in other tasks (a sweep's family tasks), which finish it.
+            log.info("job %s handed off: %s", job.pk, exc)
             return
         except SoftTimeLimitExceeded:
             limit = self.request.timelimit[1] if self.request.timelimit else None

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from planner import views, views_predictions
+from planner import views, views_plans, views_predictions
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,6 +12,9 @@ urlpatterns = [
     path("predictions/new", views_predictions.prediction_new, name="prediction-new"),
     path("predictions/<int:pk>/plot.png", views_predictions.prediction_plot, name="prediction-plot"),
     path("jobs/<int:pk>/", views_predictions.job_page, name="job-page"),
+    path("plans/new", views_plans.plan_new, name="plan-new"),
+    path("plans/<int:pk>/", views_plans.plan_page, name="plan-page"),
+    path("plans/<int:pk>/<str:name>.png", views_plans.plan_plot, name="plan-plot"),
     path("api/v1/", include("planner.api.urls", namespace="api")),
 ]
 

@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import views, views_predictions
+from . import views, views_plans, views_predictions
 from .exceptions import api_not_found
 
 app_name = "api"
@@ -18,6 +18,11 @@ urlpatterns = [
     path("jobs/<int:pk>/cancel/", views.JobCancel.as_view(), name="job-cancel"),
     path("predictions/", views_predictions.PredictionCreate.as_view(), name="prediction-create"),
     path("predictions/<int:pk>/", views_predictions.PredictionDetail.as_view(), name="prediction-detail"),
+    path("plans/", views_plans.PlanListCreate.as_view(), name="plan-list"),
+    path("plans/<int:pk>/", views_plans.PlanDetail.as_view(), name="plan-detail"),
+    path("sweeps/", views_plans.SweepListCreate.as_view(), name="sweep-list"),
+    path("sweeps/<int:pk>/", views_plans.SweepDetail.as_view(), name="sweep-detail"),
+    path("error-model/", views_plans.ErrorModelDetail.as_view(), name="error-model"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     # Unknown API URLs answer in the API's error shape, also when DEBUG is on.

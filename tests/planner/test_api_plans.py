@@ -1,0 +1,136 @@
+"""API: /api/v1/plans/, /api/v1/sweeps/, /api/v1/error-model/ - access, 202 + Location, 400 naming the field, 409."""
+import pytest
+
+from planner.models import Job
+from tests.planner.test_plans import REQUEST, error_model  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def no_enqueue(monkeypatch):
+    """Jobs are created but no task is sent (these tests check the API, not the worker)."""
+    from planner import jobs
+
+    sent = []
+    monkeypatch.setattr(jobs, "_enqueue", sent.append)
+    return sent
+
+
+def test_posting_a_plan_answers_202_with_the_job_and_its_location(client_for, owner, error_model, no_enqueue,
+                                                                  django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(owner).post("/api/v1/plans/", REQUEST, format="json")
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    job = Job.objects.get()
+    assert (job.kind, job.created_by, job.input["target_params"]) == ("plan", owner, 7e9)
+    assert response["Location"] == body["url"] == f"http://testserver/api/v1/plans/{job.pk}/"
+    assert body["status"] == "queued" and body["page_url"].endswith(f"/plans/{job.pk}/")
+    assert body["input"]["budget_fraction"] == 0.05
+    assert no_enqueue == [job.pk]
+
+
+def test_posting_a_plan_needs_a_token(client_for, error_model):
+    response = client_for(None).post("/api/v1/plans/", REQUEST, format="json")
+    assert response.status_code == 401 and response.json()["error"]["code"] == "not_authenticated"
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"target_params": 0}, "target_params"),
+    ({"target_params": "seven"}, "target_params"),
+    ({"target_tokens": None}, "target_tokens"),
+    ({"budget_fraction": 1.5}, "budget_fraction"),
+    ({"max_size": 9e9}, "max_size"),
+    ({"max_models": 0}, "max_models"),
+    ({"budget_fraction": None, "budget_flops": 1e3}, "budget_flops"),
+])
+def test_an_impossible_plan_is_a_400_naming_the_field(client_for, owner, error_model, no_enqueue, change, field):
+    response = client_for(owner).post("/api/v1/plans/", {**REQUEST, **change}, format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid" and field in error["details"], error
+    assert not Job.objects.exists()
+
+
+def test_planning_without_an_error_model_is_a_409_saying_what_to_do(client_for, owner, no_enqueue):
+    response = client_for(owner).post("/api/v1/plans/", REQUEST, format="json")
+    assert response.status_code == 409
+    assert response.json()["error"] == {"code": "no_error_model", "message": "no error model yet: POST /api/v1/sweeps/ first",
+                                        "details": {}}
+    assert not Job.objects.exists()
+
+
+def test_users_list_and_read_their_own_plans_only(client_for, owner, stranger, staff, error_model, no_enqueue):
+    mine = client_for(owner).post("/api/v1/plans/", REQUEST, format="json").json()
+    client_for(stranger).post("/api/v1/plans/", REQUEST, format="json")
+    Job.objects.create(kind=Job.Kind.CORPUS_STATS, created_by=owner)
+    listed = client_for(owner).get("/api/v1/plans/").json()
+    assert [p["id"] for p in listed["results"]] == [mine["id"]]
+    assert client_for(staff).get("/api/v1/plans/").json()["count"] == 2
+    assert client_for(owner).get(f"/api/v1/plans/{mine['id']}/").status_code == 200
+    assert client_for(stranger).get(f"/api/v1/plans/{mine['id']}/").status_code == 403
+    assert client_for(staff).get(f"/api/v1/plans/{mine['id']}/").status_code == 200
+
+
+def test_a_non_plan_job_is_not_a_plan(client_for, owner):
+    job = Job.objects.create(kind=Job.Kind.CORPUS_STATS, created_by=owner)
+    assert client_for(owner).get(f"/api/v1/plans/{job.pk}/").status_code == 404
+
+
+def test_staff_start_a_sweep_and_read_its_progress(client_for, staff, no_enqueue):
+    from planner.models import Family
+
+    for name in ("a", "b", "c"):
+        Family.objects.create(name=name)
+    response = client_for(staff).post("/api/v1/sweeps/", {"families": ["a", "b", "c"]}, format="json")
+    assert response.status_code == 202
+    job = Job.objects.get()
+    assert (job.kind, job.input) == ("sweep", {"families": ["a", "b", "c"]})
+    assert response["Location"].endswith(f"/api/v1/sweeps/{job.pk}/")
+    Job.objects.filter(pk=job.pk).update(status="running", progress=0.3, progress_message="1 of 3 families swept")
+    body = client_for(staff).get(f"/api/v1/sweeps/{job.pk}/").json()
+    assert (body["status"], body["progress"], body["message"]) == ("running", 0.3, "1 of 3 families swept")
+    assert client_for(staff).get("/api/v1/sweeps/").json()["count"] == 1
+
+
+def test_a_sweep_over_all_families_needs_no_body(client_for, staff, no_enqueue):
+    assert client_for(staff).post("/api/v1/sweeps/", {}, format="json").status_code == 202
+    assert Job.objects.get().input == {"families": None}
+
+
+def test_only_staff_start_sweeps(client_for, owner, no_enqueue):
+    assert client_for(owner).post("/api/v1/sweeps/", {}, format="json").status_code == 403
+    assert client_for(None).post("/api/v1/sweeps/", {}, format="json").status_code == 401
+    assert not Job.objects.exists()
+
+
+def test_a_sweep_over_unknown_or_too_few_families_is_a_400(client_for, staff, no_enqueue):
+    response = client_for(staff).post("/api/v1/sweeps/", {"families": ["x", "y", "z"]}, format="json")
+    assert response.status_code == 400 and "Unknown families: x, y, z." in response.json()["error"]["details"]["families"]
+    response = client_for(staff).post("/api/v1/sweeps/", {"families": ["x"]}, format="json")
+    assert response.status_code == 400 and "families" in response.json()["error"]["details"]
+    assert not Job.objects.exists()
+
+
+def test_the_error_model_endpoint_shows_the_active_version_and_its_validation(api_client, error_model):
+    body = api_client.get("/api/v1/error-model/").json()
+    assert body["version"] == error_model.version
+    assert set(body["validation"]) >= {"coverage", "median_abs_log_ratio", "families", "cases"}
+    assert body["trained_on"]["families"] == 3
+    assert "created_at" in body
+
+
+def test_the_error_model_endpoint_is_a_404_before_any_rebuild(api_client):
+    response = api_client.get("/api/v1/error-model/")
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "no error model yet: POST /api/v1/sweeps/ first"
+
+
+def test_the_schema_documents_plans_with_examples(api_client):
+    schema = api_client.get("/api/v1/schema/?format=json").json()
+    post = schema["paths"]["/api/v1/plans/"]["post"]
+    assert {"202", "400", "401", "409"} <= set(post["responses"])
+    assert post["requestBody"]["content"]["application/json"]["examples"]
+    assert schema["paths"]["/api/v1/plans/{id}/"]["get"]["responses"]["200"]["content"]["application/json"]["examples"]
+    assert {"/api/v1/sweeps/", "/api/v1/sweeps/{id}/", "/api/v1/error-model/"} <= set(schema["paths"])

@@ -1,0 +1,140 @@
+"""Pages: the plan form (login, CSRF, field errors), the plan page (progress, then the plan) and its PNG plots."""
+import pytest
+
+from planner.models import Job
+from planner.tasks import run_job
+from tests.planner.test_plans import error_model  # noqa: F401 (fixture)
+from tests.planner.test_views import parse
+
+pytestmark = pytest.mark.django_db
+
+NEW = "/plans/new"
+FORM = {"target_params": "7e9", "target_tokens": "1.4e11", "budget_fraction": "0.05", "max_models": "6"}
+
+
+@pytest.fixture
+def logged_in(client, owner):
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture
+def no_enqueue(monkeypatch):
+    from planner import jobs
+
+    monkeypatch.setattr(jobs, "_enqueue", lambda job_id: None)
+
+
+def test_the_home_page_links_to_the_plan_form(client):
+    assert NEW in parse(client.get("/")).hrefs
+
+
+def test_the_form_needs_a_login(client):
+    response = client.get(NEW)
+    assert response.status_code == 302 and response["Location"] == f"/accounts/login/?next={NEW}"
+
+
+def test_the_form_renders_with_csrf_and_no_external_assets(logged_in, error_model):
+    response = logged_in.get(NEW)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'name="csrfmiddlewaretoken"' in html and 'name="target_params"' in html and "Error model v1" in html
+    links = parse(response)
+    assert links.scripts == 0 and not [s for s in links.srcs if "//" in s]
+
+
+def test_posting_without_a_csrf_token_is_refused(owner, error_model):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner)
+    assert client.post(NEW, FORM).status_code == 403
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("change, field, message", [
+    ({"target_params": "big"}, "target_params", "Enter a number."),
+    ({"target_tokens": ""}, "target_tokens", "give the target's tokens or its compute budget"),
+    ({"budget_fraction": "3"}, "budget_fraction", "is a share of the target's compute"),
+    ({"max_size": "8e9"}, "max_size", "must be smaller than the target"),
+])
+def test_impossible_input_shows_the_error_under_its_field_and_queues_nothing(logged_in, error_model, change, field,
+                                                                          message):
+    response = logged_in.post(NEW, {**FORM, **change})
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert list(errors) == [field] and message in errors[field][0]
+    assert message in response.content.decode().replace("&#x27;", "'")
+    assert not Job.objects.exists()
+
+
+def test_without_an_error_model_the_form_says_what_to_do(logged_in):
+    response = logged_in.post(NEW, FORM)
+    assert response.status_code == 409
+    assert "no error model yet" in response.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_a_valid_plan_queues_a_job_and_redirects_to_its_page(logged_in, owner, error_model, no_enqueue):
+    response = logged_in.post(NEW, FORM)
+    job = Job.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/plans/{job.pk}/"
+    assert (job.kind, job.created_by, job.input["target_params"], job.input["max_models"]) == ("plan", owner, 7e9, 6)
+    page = logged_in.get(response["Location"])
+    html = page.content.decode()
+    assert page.status_code == 200 and 'http-equiv="refresh"' in html and "Queued" in html
+
+
+@pytest.fixture
+def finished_plan(owner, error_model):
+    job = Job.objects.create(kind=Job.Kind.PLAN, created_by=owner,
+                             input={"target_params": 7e9, "target_tokens": 1.4e11, "budget_fraction": 0.05})
+    run_job.apply(args=[job.pk])
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error
+    return job
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_plan_page_shows_the_plan(logged_in, finished_plan):
+    response = logged_in.get(f"/plans/{finished_plan.pk}/")
+    html = response.content.decode()
+    plan = finished_plan.result
+    assert response.status_code == 200 and 'http-equiv="refresh"' not in html
+    for heading in ("Train these models", "Expected error on the target", "Checkpoint schedule", "Alternatives",
+                    "Naive designs at the same budget", "Compute-optimal split"):
+        assert heading in html
+    assert html.count("<tr>") >= len(plan["models"])
+    assert f"{plan['models'][0]['params']:.3g}" in html
+    assert f"{plan['expected_are']['p50'] * 100:.3g}%" in html
+    assert plan["reasons"]["models"] in html
+    assert f"/plans/{finished_plan.pk}/frontier.png" in html and f"/plans/{finished_plan.pk}/sizes.png" in html
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("name", ["frontier", "sizes"])
+def test_the_plots_are_pngs(logged_in, finished_plan, name):
+    response = logged_in.get(f"/plans/{finished_plan.pk}/{name}.png")
+    assert response.status_code == 200 and response["Content-Type"] == "image/png"
+    assert response.content[:8] == b"\x89PNG\r\n\x1a\n" and len(response.content) > 10_000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_another_users_plan_is_forbidden(client, stranger, finished_plan):
+    client.force_login(stranger)
+    assert client.get(f"/plans/{finished_plan.pk}/").status_code == 403
+    assert client.get(f"/plans/{finished_plan.pk}/frontier.png").status_code == 403
+
+
+def test_an_unfinished_plan_has_no_plot_and_unknown_plots_are_404(logged_in, owner):
+    job = Job.objects.create(kind=Job.Kind.PLAN, created_by=owner, input={"target_params": 7e9})
+    assert logged_in.get(f"/plans/{job.pk}/frontier.png").status_code == 404
+    Job.objects.filter(pk=job.pk).update(status="succeeded", result={"models": []})
+    assert logged_in.get(f"/plans/{job.pk}/other.png").status_code == 404
+
+
+def test_a_failed_plan_shows_its_error(logged_in, owner):
+    job = Job.objects.create(kind=Job.Kind.PLAN, created_by=owner, input={"target_params": 7e9}, status="failed",
+                             error="Cannot plan: no error model yet: POST /api/v1/sweeps/ first.")
+    html = logged_in.get(f"/plans/{job.pk}/").content.decode()
+    assert "no error model yet" in html and 'http-equiv="refresh"' not in html
