@@ -253,3 +253,36 @@ def test_a_sweep_job_on_two_workers_succeeds_with_an_active_artifact(celery_work
     assert job.result["artifact_version"] == error_model_active().version
     assert SweepRow.objects.filter(job=job).values("family").distinct().count() == 3
     assert job.progress == 1.0
+
+
+@pytest.mark.worker
+@pytest.mark.slow
+def test_a_sweep_resumes_after_its_worker_process_dies_without_duplicating_rows(celery_workers):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from planner.services_sweeps import sweep_enqueue
+
+    import_small_families()
+    worker = celery_workers("worker1")
+    job = sweep_enqueue(families=list(SMALL_FAMILIES))
+    # Kill the pool process while it sweeps the first family (the runner has dispatched the family tasks).
+    wait_for_job(job.pk, statuses=("running",))
+    deadline = time.monotonic() + 20
+    while (Job.objects.get(pk=job.pk).result or {}).get("stage") != "sweeping":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)
+    children = subprocess.run(["pgrep", "-P", str(worker.proc.pid)], capture_output=True, text=True).stdout.split()
+    assert children, worker.log()
+    for pid in children:
+        os.kill(int(pid), signal.SIGKILL)
+    job = wait_for_job(job.pk, timeout=90)
+    assert job.status == "succeeded", job.error + worker.log()
+    assert "WorkerLostError" in worker.log()  # the family task in flight died with its process
+    rows = SweepRow.objects.filter(job=job)
+    assert rows.values("family").distinct().count() == 3
+    assert rows.count() == len(set(rows.values_list("family", "design_key")))
+    assert job.result["laws"] == rows.count()
