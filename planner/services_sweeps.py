@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -123,13 +124,12 @@ def _sweep_row(job_id: int, row: dict) -> SweepRow:
     )
 
 
-def sweep_run(*, job: Job, progress, dispatch: bool = True) -> dict:
+def sweep_run(*, job: Job, progress, dispatch: bool = True) -> NoReturn:
     """The sweep job's runner: choose the families, send one task per family, hand the job off.
 
     ``dispatch=False`` sends nothing (the caller runs the stages itself, as ``rebuild_error_model --sync``).
     """
     from fits.backtest import eligible_families
-    from fits.sweep import _has_curves, designs_for
 
     from .tasks_sweeps import same_queue, sweep_family_task
 
@@ -145,9 +145,9 @@ def sweep_run(*, job: Job, progress, dispatch: bool = True) -> dict:
             )
     if len(eligible) < 3:
         raise JobFailure(f"An error model needs at least 3 families with 3 or more sizes; the corpus has {len(eligible)}.")
-    # Largest families first so the slowest do not start last (as fits.sweep.run_sweep orders them).
-    parts = {name: frame[frame["family"] == name] for name in eligible}
-    order = sorted(eligible, key=lambda n: -len(designs_for(parts[n]["params"].nunique() - 1, _has_curves(parts[n]))))
+    # Families with the most checkpoints first (the slowest to sweep), so they do not start last.
+    sizes = frame.groupby("family").size()
+    order = sorted(eligible, key=lambda name: (-int(sizes[name]), name))
     Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
         result={"stage": STAGE_SWEEPING, "families": order, "dispatched_at": timezone.now().isoformat()},
         updated_at=timezone.now(),
