@@ -122,30 +122,36 @@ class Plan:
 
 
 def candidate_designs(r: dict, max_models: int, max_epochs: float, budget: float | None = None) -> pd.DataFrame:
-    """Designs within a budget: k log-spaced sizes up to N_L, all at the tokens/param that spends it."""
+    """Designs within a budget: k log-spaced sizes up to N_L, all at the tokens/param that spends it.
+
+    Vectorised per k (all largest sizes and spreads at once): a plan builds
+    these tables seven times (the plan, its frontier, the naive designs).
+    """
     budget = r["budget"] if budget is None else budget
-    rows = []
     largest = np.unique(np.geomspace(r["lo"], r["hi"], 16))
-    for n_l in largest:
-        for k in range(1, max_models + 1):
-            spreads = (1.0,) if k == 1 else (3.0, 10.0, 30.0, 100.0)
-            for spread in spreads:
-                n_1 = max(n_l / spread, r["lo"])
-                if k > 1 and n_1 >= n_l:
-                    continue
-                sizes = np.geomspace(n_1, n_l, k)
-                ratio = budget / (6 * np.sum(sizes**2))
-                if ratio < MIN_TOKENS_PER_PARAM:
-                    continue
-                tokens = ratio * sizes
-                flops = 6 * sizes * tokens
-                rows.append({
-                    "sizes": sizes, "tokens": tokens, "flops": flops,
-                    "n_models": k, "scale_up": r["n_t"] / n_l, "train_compute_share": flops.sum() / r["c_t"],
-                    "tokens_per_model": float(np.median(tokens)), "fraction": 1.0, "policy": "default",
-                    "max_epochs": max_epochs, "has_curves": 1.0, "tokens_per_param": ratio,
-                })
-    return pd.DataFrame(rows)
+    frames = []
+    for k in range(1, max_models + 1):
+        spreads = np.array([1.0]) if k == 1 else np.array([3.0, 10.0, 30.0, 100.0])
+        n_l = np.repeat(largest, spreads.size)
+        n_1 = np.maximum(n_l / np.tile(spreads, largest.size), r["lo"])
+        if k > 1:
+            n_l, n_1 = n_l[n_1 < n_l], n_1[n_1 < n_l]
+        steps = np.linspace(0.0, 1.0, k)
+        sizes = np.exp(np.log(n_1)[:, None] + (np.log(n_l) - np.log(n_1))[:, None] * steps[None, :])
+        ratio = budget / (6 * np.sum(sizes**2, axis=1))
+        keep = ratio >= MIN_TOKENS_PER_PARAM
+        if not keep.any():
+            continue
+        sizes, ratio = sizes[keep], ratio[keep]
+        tokens = ratio[:, None] * sizes
+        flops = 6 * sizes * tokens
+        frames.append(pd.DataFrame({
+            "sizes": list(sizes), "tokens": list(tokens), "flops": list(flops),
+            "n_models": k, "scale_up": r["n_t"] / sizes[:, -1], "train_compute_share": flops.sum(axis=1) / r["c_t"],
+            "tokens_per_model": np.median(tokens, axis=1), "fraction": 1.0, "policy": "default",
+            "max_epochs": max_epochs, "has_curves": 1.0, "tokens_per_param": ratio,
+        }))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _score(model: ErrorModel, designs: pd.DataFrame) -> pd.DataFrame:
