@@ -102,6 +102,14 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+CACHES = {
+    # Per process, as Django's default (DRF's throttle counts).
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Fitted laws of the corpus browser (planner.services_laws), shared by the web processes of one host;
+    # keys change when a family's data does, so entries never go stale.
+    "laws": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(DATA_DIR / "cache")},
+}
+
 # Uploads (corpus CSVs) are streamed to disk above this size.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Largest corpus upload accepted through the API or admin (bytes, compressed as sent).

@@ -2,13 +2,16 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from planner import views, views_plans, views_predictions
+from planner import views, views_families, views_plans, views_predictions
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("families/", views_families.family_list, name="family-list"),
+    path("families/<str:name>/", views_families.family_page, name="family-page"),
+    path("families/<str:name>/plot.png", views_families.family_plot, name="family-plot"),
     path("predictions/new", views_predictions.prediction_new, name="prediction-new"),
     path("predictions/<int:pk>/plot.png", views_predictions.prediction_plot, name="prediction-plot"),
     path("jobs/<int:pk>/", views_predictions.job_page, name="job-page"),

@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import views, views_plans, views_predictions
+from . import views, views_laws, views_plans, views_predictions
 from .exceptions import api_not_found
 
 app_name = "api"
@@ -23,6 +23,8 @@ urlpatterns = [
     path("sweeps/", views_plans.SweepListCreate.as_view(), name="sweep-list"),
     path("sweeps/<int:pk>/", views_plans.SweepDetail.as_view(), name="sweep-detail"),
     path("error-model/", views_plans.ErrorModelDetail.as_view(), name="error-model"),
+    path("laws/", views_laws.LawList.as_view(), name="law-list"),
+    path("laws/<str:name>/", views_laws.LawDetail.as_view(), name="law-detail"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     # Unknown API URLs answer in the API's error shape, also when DEBUG is on.
