@@ -38,6 +38,7 @@ FEATURES = (
     "has_curves",
 ) + tuple(f"policy_{p}" for p in POLICY_LEVELS)
 ARE_FLOOR = 1e-5  # realised AREs below this are treated as this (log of 0 is not a number)
+ARE_CAP = 10.0
 
 
 def design_features(designs: pd.DataFrame) -> pd.DataFrame:
@@ -91,8 +92,12 @@ class ErrorModel:
         return pd.DataFrame({"p10": lo - self.margin, "p50": mid, "p90": hi + self.margin}, index=designs.index)
 
     def predict(self, designs: pd.DataFrame) -> pd.DataFrame:
-        """p10, p50, p90 of the ARE each design should expect (fractions, 0.01 = 1%)."""
-        return np.exp(self.predict_log(designs))
+        """p10, p50, p90 of the ARE each design should expect (fractions, 0.01 = 1%).
+
+        Capped at ARE_CAP: far outside the corpus the linear model would
+        overflow, and an expected error above 1000% says all there is to say.
+        """
+        return np.exp(self.predict_log(designs).clip(upper=np.log(ARE_CAP)))
 
     def to_dict(self) -> dict:
         return {

@@ -231,10 +231,13 @@ def recommend(model: ErrorModel, request: PlanRequest) -> Plan:
         b = r["budget"] * factor
         if b > r["c_t"]:
             continue
-        cand = candidate_designs(r, request.max_models, request.max_epochs, budget=b)
-        if cand.empty:
-            continue
-        top = _best(_score(model, cand))
+        if factor == 1.0:
+            top = best  # the plan itself: no second search
+        else:
+            cand = candidate_designs(r, request.max_models, request.max_epochs, budget=b)
+            if cand.empty:
+                continue
+            top = _best(_score(model, cand))
         frontier.append({"budget_flops": b, "budget_fraction": b / r["c_t"], "n_models": int(top["n_models"]),
                          "largest_params": float(np.max(top["sizes"])),
                          "p10": float(top["p10"]), "p50": float(top["p50"]), "p90": float(top["p90"]),
