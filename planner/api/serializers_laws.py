@@ -29,7 +29,11 @@ class LawFitSerializer(_Part):
     params = serializers.DictField(child=serializers.FloatField(), required=False,
                                    help_text="E, A, alpha, B, beta of L = E + A/N^alpha + B/D^beta.")
     stderr = serializers.DictField(child=serializers.FloatField(), required=False)
+    normalised = serializers.DictField(required=False, help_text="Coefficients in the fitter's normalised units.")
     stats = serializers.DictField(required=False)
+    seconds = serializers.FloatField(required=False)
+    nfev = serializers.IntegerField(required=False)
+    version = serializers.IntegerField(required=False, help_text="Version of the fit result's shape.")
     n_rows_fitted = serializers.IntegerField(required=False)
 
 

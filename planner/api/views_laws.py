@@ -15,22 +15,26 @@ from . import serializers_laws as s
 from .filters import FamilyFilter
 from .views import Pagination, errors
 
+# OPT from the reference corpus (rounded), as this endpoint returned it.
 LAW_EXAMPLE = {
     "version": 1,
     "family": "OPT",
     "primary_metric": "loss_from_ppl",
     "excluded_from_fitting": False,
     "data": {"n_rows": 142, "n_runs": 6, "sizes": [1.25e8, 1.3e9, 6.7e9, 1.3e10, 3.0e10, 1.75e11]},
-    "law": {"available": True, "version": 1, "law": "chinchilla", "success": True, "message": "converged",
-            "params": {"E": 1.8, "A": 480.0, "alpha": 0.33, "B": 410.0, "beta": 0.29},
-            "stderr": {"E": 0.05, "A": 90.0, "alpha": 0.01, "B": 60.0, "beta": 0.01},
-            "stats": {"n_points": 142, "n_sizes": 6, "rmse_log": 0.0094}, "n_rows_fitted": 142},
+    "law": {"available": True, "version": 1, "law": "data-constrained", "success": True, "message": "converged",
+            "params": {"E": 0.00493, "A": 5.78, "alpha": 0.0412, "B": 21541.0, "beta": 0.427},
+            "normalised": {"coef": [0.00493, 2.31, 0.476], "alpha": 0.0412, "beta": 0.427, "n0": 4.81e9, "d0": 7.88e10},
+            "stderr": {"E": 1.98, "A": 0.148, "alpha": 0.0387, "B": 8273.0, "beta": 0.0174},
+            "stats": {"n_points": 142, "n_sizes": 6, "n_token_values": 79, "rmse_log": 0.00941, "mae_log": 0.00431,
+                      "max_abs_log": 0.313, "huber": 0.00134},
+            "seconds": 0.014, "nfev": 1339, "n_rows_fitted": 142},
     "backtest": {"available": True, "are": 0.0109, "are_best_loss": 0.0582, "are_most_compute": 0.0637,
                  "scale_up": 5.83, "n_train_points": 112, "n_target_points": 10},
-    "interval": {"available": True, "coverage": 0.8, "n_boot": 50, "target_params": 1.75e11, "target_tokens": 1.8e11,
-                 "prediction": 2.6, "lower": 2.3, "upper": 2.95, "actual": 2.58, "actual_inside": True,
-                 "relative_error": 0.008},
-    "computed_at": "2026-11-28T11:00:00+00:00",
+    "interval": {"available": True, "coverage": 0.8, "n_boot": 50, "target_params": 1.75e11, "target_tokens": 2.8e11,
+                 "prediction": 2.298, "lower": 1.792, "upper": 2.947, "actual": 2.279, "actual_inside": True,
+                 "relative_error": 0.0082},
+    "computed_at": "2026-11-28T11:03:35+00:00",
 }
 
 

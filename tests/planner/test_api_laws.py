@@ -82,5 +82,6 @@ def test_the_schema_documents_the_laws_with_an_example(api_client):
     assert set(detail["responses"]) == {"200", "404"}
     content = detail["responses"]["200"]["content"]["application/json"]
     assert content["schema"]["$ref"].endswith("/FamilyLaw")
-    assert content["examples"]["OPT"]["value"]["backtest"]["are"] < content["examples"]["OPT"]["value"]["backtest"]["are_best_loss"]
+    example = content["examples"]["OPT"]["value"]["backtest"]
+    assert example["are"] < example["are_best_loss"]
     assert "search" in {p["name"] for p in schema["paths"]["/api/v1/laws/"]["get"]["parameters"]}
