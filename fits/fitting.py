@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize
 
-from .laws import CHINCHILLA, FORMS, LawForm, effective_tokens, evaluate, features
+from .laws import CHINCHILLA, FORMS, LawForm, effective_tokens, evaluate
 
 RESULT_VERSION = 1
 EXPONENT_BOUNDS = (0.0, 3.0)

@@ -79,3 +79,11 @@ def families_refresh_stats(*, family_ids=None, progress=None) -> dict:
     if progress:
         progress(1.0, f"{total} families refreshed")
     return {"families_refreshed": total, "families": [f.name for f in families]}
+
+
+def families_refresh_after_import(*, report, progress=None) -> dict | None:
+    """Refresh the stats of the families an import touched; None when it changed nothing."""
+    if not (report.rows_inserted or report.rows_replaced or report.families_created):
+        return None
+    touched = Family.objects.filter(name__in=report.families).values_list("pk", flat=True)
+    return families_refresh_stats(family_ids=list(touched), progress=progress)

@@ -110,6 +110,17 @@ class ImportRequestSerializer(serializers.Serializer):
         return upload
 
 
+def validate_family_names(names):
+    """Family names must all exist; None (all families) passes through."""
+    if names is None:
+        return None
+    known = set(Family.objects.filter(name__in=names).values_list("name", flat=True))
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise serializers.ValidationError(f"Unknown families: {', '.join(unknown)}.")
+    return names
+
+
 class StatsRefreshRequestSerializer(serializers.Serializer):
     families = serializers.ListField(
         child=serializers.CharField(), required=False, allow_null=True, default=None,
@@ -117,10 +128,4 @@ class StatsRefreshRequestSerializer(serializers.Serializer):
     )
 
     def validate_families(self, names):
-        if names is None:
-            return None
-        known = set(Family.objects.filter(name__in=names).values_list("name", flat=True))
-        unknown = sorted(set(names) - known)
-        if unknown:
-            raise serializers.ValidationError(f"Unknown families: {', '.join(unknown)}.")
-        return names
+        return validate_family_names(names)

@@ -4,8 +4,8 @@ import math
 from django.urls import reverse
 from rest_framework import serializers
 
-from ..models import ErrorModelArtifact, Family
-from .serializers import JobSerializer
+from ..models import ErrorModelArtifact
+from .serializers import JobSerializer, validate_family_names
 
 
 class PositiveFloatField(serializers.FloatField):
@@ -73,13 +73,7 @@ class SweepRequestSerializer(serializers.Serializer):
     )
 
     def validate_families(self, names):
-        if names is None:
-            return None
-        known = set(Family.objects.filter(name__in=names).values_list("name", flat=True))
-        unknown = sorted(set(names) - known)
-        if unknown:
-            raise serializers.ValidationError(f"Unknown families: {', '.join(unknown)}.")
-        return names
+        return validate_family_names(names)
 
 
 class SweepJobSerializer(JobSerializer):

@@ -6,7 +6,6 @@ from pathlib import Path
 import pandas as pd
 
 from .common import Family, Part, SEED, cite, observations
-from .manifest import REDPAJAMA
 
 SOURCE = cite("Together RedPajama-INCITE blog 2023 (curves digitised)")
 SPIKE = 0.1  # nats above the running minimum: a digitising artefact, not the curve

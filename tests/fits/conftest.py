@@ -42,6 +42,19 @@ def synthetic_family(seed, *, sizes=np.geomspace(5e7, 8e8, 5), tokens=np.geomspa
     return pd.concat(parts, ignore_index=True)
 
 
+def write_corpus_slice(folder: Path, families, name: str = "slice.csv") -> Path:
+    """A canonical CSV of some corpus families (every metric, as stored), with its families.csv beside it."""
+    from fits.canonical import CANONICAL_COLUMNS
+
+    if not CORPUS.exists():
+        pytest.skip(f"reference corpus not found at {CORPUS}")
+    raw = pd.read_csv(CORPUS, dtype=str, keep_default_na=False)
+    raw[raw["family"].isin(families)][list(CANONICAL_COLUMNS)].to_csv(folder / name, index=False)
+    table = pd.read_csv(CORPUS.with_name("families.csv"), dtype=str, keep_default_na=False)
+    table[table["family"].isin(families)].to_csv(folder / "families.csv", index=False)
+    return folder / name
+
+
 @pytest.fixture(scope="session")
 def corpus_frame():
     """The reference corpus's primary-metric fit frame (all families)."""

@@ -12,7 +12,7 @@ from fits.canonical import CANONICAL_COLUMNS
 from fits.cli import main
 from fits.policy import POLICIES
 
-from .conftest import CORPUS
+from .conftest import write_corpus_slice
 
 ROOT = Path(__file__).resolve().parents[2]
 SLICE = ["GPT2-c4-1", "overtrain-RedPajama", "olmo"]  # 3 sizes with curves; 6 sizes, final losses; 2 sizes
@@ -21,14 +21,7 @@ SLICE = ["GPT2-c4-1", "overtrain-RedPajama", "olmo"]  # 3 sizes with curves; 6 s
 @pytest.fixture(scope="module")
 def corpus_slice(tmp_path_factory):
     """A canonical CSV of three families (every metric, as stored) with its families.csv beside it."""
-    if not CORPUS.exists():
-        pytest.skip(f"reference corpus not found at {CORPUS}")
-    folder = tmp_path_factory.mktemp("corpus")
-    raw = pd.read_csv(CORPUS, dtype=str, keep_default_na=False)
-    raw[raw["family"].isin(SLICE)][list(CANONICAL_COLUMNS)].to_csv(folder / "slice.csv", index=False)
-    fams = pd.read_csv(CORPUS.with_name("families.csv"), dtype=str, keep_default_na=False)
-    fams[fams["family"].isin(SLICE)].to_csv(folder / "families.csv", index=False)
-    return folder / "slice.csv"
+    return write_corpus_slice(tmp_path_factory.mktemp("corpus"), SLICE)
 
 
 def run_cli(*args, cwd=None):

@@ -1,10 +1,7 @@
 """python -m fits calibrate / evaluate-plans on a three-family slice of the reference corpus."""
-import pandas as pd
 import pytest
 
-from fits.canonical import CANONICAL_COLUMNS
-
-from .conftest import CORPUS
+from .conftest import write_corpus_slice
 from .test_cli import run_cli, strict_json
 
 SLICE = ["GPT2-c4-1", "overtrain-RedPajama", "lambda"]  # 3, 6 (final losses only) and 5 sizes
@@ -12,14 +9,7 @@ SLICE = ["GPT2-c4-1", "overtrain-RedPajama", "lambda"]  # 3, 6 (final losses onl
 
 @pytest.fixture(scope="module")
 def three_families(tmp_path_factory):
-    if not CORPUS.exists():
-        pytest.skip(f"reference corpus not found at {CORPUS}")
-    folder = tmp_path_factory.mktemp("corpus3")
-    raw = pd.read_csv(CORPUS, dtype=str, keep_default_na=False)
-    raw[raw["family"].isin(SLICE)][list(CANONICAL_COLUMNS)].to_csv(folder / "three.csv", index=False)
-    fams = pd.read_csv(CORPUS.with_name("families.csv"), dtype=str, keep_default_na=False)
-    fams[fams["family"].isin(SLICE)].to_csv(folder / "families.csv", index=False)
-    return folder / "three.csv"
+    return write_corpus_slice(tmp_path_factory.mktemp("corpus3"), SLICE, "three.csv")
 
 
 def test_calibrate_reports_held_out_coverage_and_writes_the_documented_json(three_families, tmp_path):

@@ -7,8 +7,7 @@ from fits.canonical import CorpusValidationError, frame_to_raw, validate_canonic
 from planner.colpret import convert
 from planner.colpret.fetch import DownloadError
 from planner.importing import import_canonical
-from planner.models import Family
-from planner.stats import families_refresh_stats
+from planner.stats import families_refresh_after_import
 
 
 class Command(BaseCommand):
@@ -62,7 +61,5 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         for problem in report.problems:
             self.stdout.write(f"skipped: {problem}")
-        if report.rows_inserted or report.rows_replaced or report.families_created:
-            touched = Family.objects.filter(name__in=report.families).values_list("pk", flat=True)
-            families_refresh_stats(family_ids=list(touched))
+        families_refresh_after_import(report=report)
         self.stdout.write(report.summary())

@@ -5,8 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from fits.canonical import CorpusValidationError, read_families
 from planner.importing import import_canonical
-from planner.models import Family
-from planner.stats import families_refresh_stats
+from planner.stats import families_refresh_after_import
 
 
 class Command(BaseCommand):
@@ -39,9 +38,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         for problem in report.problems:
             self.stdout.write(f"skipped: {problem}")
-        if report.rows_inserted or report.rows_replaced or report.families_created:
-            touched = Family.objects.filter(name__in=report.families).values_list("pk", flat=True)
-            families_refresh_stats(family_ids=list(touched))
+        families_refresh_after_import(report=report)
         self.stdout.write(report.summary())
 
     def _progress(self, fraction, message):
