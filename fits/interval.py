@@ -110,8 +110,8 @@ def run_offsets(selected: pd.DataFrame, resid: np.ndarray):
 
 
 def bootstrap_predictions(selected: pd.DataFrame, result, target_params, target_tokens, *, target_epochs=None,
-                          n_boot: int = 100, seed: int = 0, delta: float = 3e-3) -> tuple[np.ndarray, float]:
-    """(n_boot, n_targets) refit predictions, and the run-to-run sd of log loss.
+                          n_boot: int = 100, seed: int = 0, delta: float = 3e-3) -> tuple[np.ndarray, float, int]:
+    """(n_boot, n_targets) refit predictions, the run-to-run sd of log loss and its degrees of freedom.
 
     Each replicate rebuilds every run from the fitted curve: a fresh run offset
     drawn with the estimated run-to-run sd (a seed's worth of difference), plus
@@ -121,7 +121,7 @@ def bootstrap_predictions(selected: pd.DataFrame, result, target_params, target_
     rng = np.random.default_rng(seed)
     fitted = result.predict(selected["params"], selected["tokens"], selected["epochs"])
     resid = np.log(selected["value"].to_numpy()) - np.log(fitted)
-    inverse, n_runs, within, run_sd, _ = run_offsets(selected, resid)
+    inverse, n_runs, within, run_sd, dof = run_offsets(selected, resid)
     out = np.empty((n_boot, np.size(target_params)))
     fixed = (result.alpha if not result.form.size_term else None, None)
     for b in range(n_boot):
@@ -132,11 +132,7 @@ def bootstrap_predictions(selected: pd.DataFrame, result, target_params, target_
                        weights=selected["weight"], delta=delta,
                        fixed_exponents=fixed if fixed[0] is not None else None)
         out[b] = boot.predict(target_params, target_tokens, target_epochs)
-    return out, run_sd
-
-
-def _runs_dof(selected: pd.DataFrame) -> int:
-    return max(run_key(selected).nunique() - 3, 1)
+    return out, run_sd, dof
 
 
 def prediction_interval(train, target_params, target_tokens, *, coverage: float = 0.8, target_epochs=None,
@@ -158,7 +154,7 @@ def prediction_interval(train, target_params, target_tokens, *, coverage: float 
     d = np.atleast_1d(np.asarray(target_tokens, dtype=float))
     n, d = np.broadcast_arrays(n, d)
     center = cap_by_smaller_runs(prepare_train(train), n, d, result.predict(n, d, target_epochs))
-    boots, run_sd = bootstrap_predictions(selected, result, n, d, target_epochs=target_epochs, n_boot=n_boot,
+    boots, run_sd, dof = bootstrap_predictions(selected, result, n, d, target_epochs=target_epochs, n_boot=n_boot,
                                           seed=seed, delta=DEFAULT_DELTA)
     with np.errstate(invalid="ignore", divide="ignore"):
         log_boot = np.log(np.where(boots > 0, boots, np.nan))
@@ -167,7 +163,7 @@ def prediction_interval(train, target_params, target_tokens, *, coverage: float 
     # Student's t, not the normal: the run-to-run spread is estimated from a
     # handful of runs (R - 3 degrees of freedom), and an interval that ignores
     # that is too narrow exactly when the user has few models.
-    z = stats.t.ppf(0.5 + coverage / 2, df=_runs_dof(selected))
+    z = stats.t.ppf(0.5 + coverage / 2, df=dof)
     method = method_error(coverage, scale_up) if include_method_error else np.zeros_like(center)
     statistical = z * np.sqrt(boot_sd**2 + run_sd**2)
     half = np.sqrt(method**2 + statistical**2)

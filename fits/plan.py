@@ -404,5 +404,4 @@ def _json_float(x):
     return x if math.isfinite(x) else None
 
 
-__all__ = ["PlanRequest", "PlanInputError", "Plan", "recommend", "evaluate_plans", "compute_optimal",
-           "family_traits"]
+__all__ = ["PlanRequest", "PlanInputError", "Plan", "recommend", "evaluate_plans", "compute_optimal"]
