@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .fitting import FitInputError, FitResult, fit_law
-from .laws import CHINCHILLA, DATA_CONSTRAINED, TOKENS_ONLY, LawForm
+from .laws import CHINCHILLA, CONSTANT, DATA_CONSTRAINED, SIZE_ONLY, TOKENS_ONLY, LawForm
 from .policy import DEFAULT_POLICY, CheckpointPolicy
 
 REQUIRED_COLUMNS = ("model", "params", "tokens", "value")
@@ -57,9 +57,16 @@ def _targets(target_params, target_tokens):
 
 
 def choose_form(selected: pd.DataFrame) -> LawForm:
-    """The law the data supports: a size term needs >= 2 sizes; repeated data asks for effective tokens."""
-    if selected["params"].nunique() < 2:
-        return TOKENS_ONLY
+    """The law the data supports.
+
+    A size term needs >= 2 sizes and a token term >= 2 token counts (a sweep of
+    final losses at one budget has one); repeated data asks for effective tokens.
+    """
+    sizes, token_counts = selected["params"].nunique(), selected["tokens"].nunique()
+    if sizes < 2:
+        return TOKENS_ONLY if token_counts >= 2 else CONSTANT
+    if token_counts < 2:
+        return SIZE_ONLY
     epochs = selected["epochs"].to_numpy(dtype=float)
     if np.any(np.isfinite(epochs) & (epochs > 1.0)):
         return DATA_CONSTRAINED

@@ -50,7 +50,15 @@ DATA_CONSTRAINED = LawForm(
     data_constrained=True,
     description="E + A/N^alpha + B/D'^beta with D' the effective data of repeated tokens (Muennighoff et al. 2023)",
 )
-FORMS = {f.name: f for f in (CHINCHILLA, TOKENS_ONLY, DATA_CONSTRAINED)}
+SIZE_ONLY = LawForm(
+    "sizes", data_term=False,
+    description="E + A/N^alpha: every run stopped at the same tokens, so nothing says how loss moves with D",
+)
+CONSTANT = LawForm(
+    "constant", size_term=False, data_term=False,
+    description="E: one size at one token count - no law, only the loss it reached",
+)
+FORMS = {f.name: f for f in (CHINCHILLA, TOKENS_ONLY, DATA_CONSTRAINED, SIZE_ONLY, CONSTANT)}
 
 
 def effective_tokens(tokens, epochs, r_star: float = R_STAR_DATA):

@@ -100,9 +100,9 @@ def evaluate_design(train: pd.DataFrame, target: pd.DataFrame, used_sizes, fract
     """Train on ``used_sizes`` seen up to ``fraction`` of each run, predict the target, score it.
 
     The prediction is the product's (policy, law choice, fit, cap by smaller
-    runs). A single size gets the token-only law (or, with one checkpoint, its
-    last loss): the naive "everything in one model" design. Failures are rows
-    with ARE = inf and the error text.
+    runs). A single size gets the token-only law (or, with one checkpoint, the
+    constant law: its loss): the naive "everything in one model" design.
+    Failures are rows with ARE = inf and the error text.
     """
     started = time.perf_counter()
     used_sizes = np.asarray(used_sizes, dtype=float)
@@ -119,16 +119,12 @@ def evaluate_design(train: pd.DataFrame, target: pd.DataFrame, used_sizes, fract
         if rows.empty:
             raise FitInputError("no checkpoints within the fraction of training seen")
         selected = POLICIES[policy].select(rows)
-        if selected["tokens"].nunique() < 2 and selected["params"].nunique() < 2:
-            pred = np.full(len(target), float(selected.sort_values("tokens")["value"].iloc[-1]))
-            row.update(law="last-loss", n_points=int(len(selected)), params={}, success=True, rmse_log=0.0)
-        else:
-            form = choose_form(selected)
-            result = fit_law(selected["params"], selected["tokens"], selected["value"], form=form,
-                             epochs=selected["epochs"], weights=selected["weight"], delta=DEFAULT_DELTA)
-            pred = cap_by_smaller_runs(rows, tn, td, result.predict(tn, td, target["epochs"]))
-            row.update(law=form.name, n_points=int(len(selected)), params=result.params, success=result.success,
-                       rmse_log=result.stats["rmse_log"])
+        form = choose_form(selected)
+        result = fit_law(selected["params"], selected["tokens"], selected["value"], form=form,
+                         epochs=selected["epochs"], weights=selected["weight"], delta=DEFAULT_DELTA)
+        pred = cap_by_smaller_runs(rows, tn, td, result.predict(tn, td, target["epochs"]))
+        row.update(law=form.name, n_points=int(len(selected)), params=result.params, success=result.success,
+                   rmse_log=result.stats["rmse_log"])
         row.update(are=are(target["value"], pred), error="")
     except FitInputError as exc:
         row.update(law="", n_points=int(len(rows)), params={}, success=False, rmse_log=float("nan"),

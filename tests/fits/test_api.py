@@ -88,3 +88,17 @@ GOOD = pd.DataFrame({"model": ["a", "a", "b", "b"], "params": [1e8, 1e8, 4e8, 4e
 def test_bad_input_raises_fit_input_error_with_a_clear_message(call, train, targets, message):
     with pytest.raises(fits.FitInputError, match=message):
         getattr(fits, call)(train, *targets)
+
+
+def test_final_losses_at_one_token_count_get_a_size_only_law():
+    # A sweep of sizes all stopped at the same budget says nothing about D.
+    train = pd.DataFrame({"model": ["a", "b", "c"], "params": [1e8, 3e8, 1e9], "tokens": [2e10] * 3,
+                          "value": [3.2, 2.9, 2.7]})
+    pred = fits.predict_loss(train, [3e9], [2e10])
+    lo, hi = fits.predict_interval(train, [3e9], [2e10], n_boot=10)
+    assert pred[0] < 2.7 and lo[0] < pred[0] < hi[0]
+
+
+def test_one_final_loss_predicts_that_loss():
+    train = pd.DataFrame({"model": ["a"], "params": [1e8], "tokens": [2e10], "value": [3.2]})
+    assert fits.predict_loss(train, [1e9], [2e10])[0] == pytest.approx(3.2, rel=1e-6)
