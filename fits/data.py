@@ -67,15 +67,19 @@ def primary_observations(corpus: pd.DataFrame, families: pd.DataFrame | None = N
             parts.append(part)
     if not parts:
         return pd.DataFrame(columns=FIT_COLUMNS)
-    out = pd.concat(parts, ignore_index=True)
+    return as_fit_frame(pd.concat(parts, ignore_index=True))
+
+
+def as_fit_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows with the fit columns (``seed`` and ``epochs`` optional) as a typed, sorted fit frame."""
+    out = rows.copy()
     if "epochs" not in out.columns:
         out["epochs"] = np.nan
     if "seed" not in out.columns:
         out["seed"] = ""
     out = out[FIT_COLUMNS].copy()
-    out["params"] = out["params"].astype(float)
-    out["tokens"] = out["tokens"].astype(float)
-    out["value"] = out["value"].astype(float)
+    for col in ("params", "tokens", "value"):
+        out[col] = out[col].astype(float)
     out["epochs"] = pd.to_numeric(out["epochs"], errors="coerce")
     out["seed"] = out["seed"].fillna("").astype(str)
     return out.sort_values(["family", "params", "model", "seed", "tokens"], ignore_index=True)

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from fits.api import fit_train, make_predictor
 from fits.backtest import MIN_SIZES, backtest_family, split_target
-from fits.data import FIT_COLUMNS
+from fits.data import FIT_COLUMNS, as_fit_frame
 from fits.interval import prediction_interval
 
 from .models import Family, Observation
@@ -50,12 +50,7 @@ def family_fit_frame(family: Family) -> pd.DataFrame:
     )
     frame = pd.DataFrame.from_records(list(rows), columns=["model", "params", "tokens", "value", "seed", "epochs"])
     frame.insert(0, "family", family.name)
-    frame["params"] = frame["params"].astype(float)
-    frame["tokens"] = frame["tokens"].astype(float)
-    frame["value"] = frame["value"].astype(float)
-    frame["epochs"] = pd.to_numeric(frame["epochs"], errors="coerce")
-    frame["seed"] = frame["seed"].fillna("").astype(str)
-    return frame[FIT_COLUMNS]
+    return as_fit_frame(frame)
 
 
 def _stamp(value) -> str:

@@ -56,7 +56,7 @@ def primary_frame(*, families=None) -> pd.DataFrame:
     Each family's primary metric only; families excluded from fitting, or with
     no primary metric chosen, are left out.
     """
-    from fits.data import FIT_COLUMNS
+    from fits.data import FIT_COLUMNS, as_fit_frame
 
     rows = Observation.objects.filter(
         run__family__excluded_from_fitting=False, metric=F("run__family__primary_metric")
@@ -64,13 +64,7 @@ def primary_frame(*, families=None) -> pd.DataFrame:
     if families is not None:
         rows = rows.filter(run__family__name__in=list(families))
     values = rows.values_list("run__family__name", "run__name", "run__params", "tokens", "value", "run__seed", "epochs")
-    frame = pd.DataFrame.from_records(list(values.iterator(chunk_size=20000)), columns=FIT_COLUMNS)
-    frame["params"] = frame["params"].astype(float)
-    frame["tokens"] = frame["tokens"].astype(float)
-    frame["value"] = frame["value"].astype(float)
-    frame["epochs"] = pd.to_numeric(frame["epochs"], errors="coerce")
-    frame["seed"] = frame["seed"].fillna("").astype(str)
-    return frame.sort_values(["family", "params", "model", "seed", "tokens"], ignore_index=True)
+    return as_fit_frame(pd.DataFrame.from_records(list(values.iterator(chunk_size=20000)), columns=FIT_COLUMNS))
 
 
 def sweep_table(*, job_id: int) -> pd.DataFrame:
