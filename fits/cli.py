@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .api import fit_train, make_predictor
+from .api import fit_train, make_predictor, target_run_tokens
 from .backtest import are, backtest, split_target, summarise
 from .canonical import CorpusValidationError, read_canonical, read_families
 from .data import primary_observations
@@ -262,13 +262,16 @@ def cmd_fit(args) -> int:
     print(f"success: {result.success} ({result.message}); {result.nfev} evaluations in {result.seconds:.3f} s")
     for name, value in result.params.items():
         print(f"  {name:<6} = {value:.6g}  +/- {result.stderr.get(name, float('nan')):.3g}")
-    print("fit stats: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                    for k, v in result.stats.items()))
+    stats = {k: v for k, v in result.stats.items() if not isinstance(v, dict)}
+    print("fit stats: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()))
+    if "posterior" in result.stats:
+        print("exponent posterior: " + ", ".join(f"{k}={v:.4g}" for k, v in result.stats["posterior"].items()))
 
     target_params = args.target_params
     target_tokens = args.target_tokens
     if heldout is not None:
-        pred = result.predict(heldout["params"], heldout["tokens"], heldout["epochs"])
+        held_n, held_d = heldout["params"].to_numpy(), heldout["tokens"].to_numpy()
+        pred = result.predict(held_n, held_d, heldout["epochs"], target_run_tokens(held_n, held_d))
         print(f"held-out largest size N={heldout['params'].iloc[0]:.4g}: ARE {pct(are(heldout['value'], pred))} "
               f"over {len(heldout)} checkpoints")
         if target_params is None:

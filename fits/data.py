@@ -99,6 +99,8 @@ def load_primary(corpus_path, families_path=None) -> pd.DataFrame:
 
 
 def run_key(frame: pd.DataFrame) -> pd.Series:
-    """One label per training run: a model name with its seed."""
+    """One label per training run: a model name with its seed (the ``run`` column where a frame carries it)."""
+    if "run" in frame.columns:
+        return frame["run"]
     seed = frame["seed"].astype(str) if "seed" in frame.columns else ""
     return frame["model"].astype(str) + "\x1f" + seed

@@ -1,19 +1,32 @@
-"""Fitting a scaling law: variable projection over the exponents, then a robust refinement.
+"""Fitting a scaling law: variable projection over the exponents, a robust refinement, and a posterior.
 
 Why this design (measured by ``bench/fit_speed.py`` and the backtests):
 
-* For fixed exponents the law is linear in (E, A, B) >= 0, so the best
-  coefficients are a 3-variable non-negative least-squares problem whose Gram
-  matrix costs one pass over the data. Scanning a whole grid of (alpha, beta)
-  is then a handful of vectorised matrix products - a global search that needs
-  no starting guesses, unlike a 27-start curve_fit.
+* For fixed exponents the law is linear in its coefficients (E, A, B and the
+  optional schedule/overfitting terms, all >= 0), so the best coefficients are
+  a small non-negative least-squares problem whose Gram matrix costs one pass
+  over the data. Scanning a whole grid of (alpha, beta) is then a handful of
+  vectorised matrix products - a global search that needs no starting
+  guesses, unlike a 27-start curve_fit.
 * The grid minimiser is refined by iteratively reweighted projection on
   shrinking local exponent grids: each step reweights points by their Huber
   weight min(1, delta / |r|) on log residuals, so the fixed point is the Huber
   fit and a few spiky checkpoints do not pull it. Measured against L-BFGS-B
-  with analytic gradients over all five parameters (kept as
-  ``refine="lbfgs"``): ~4x faster and lower ARE on the corpus backtest
-  (median 0.99% vs 1.08%, p90 12% vs 20%).
+  with analytic gradients over all parameters (kept as ``refine="lbfgs"``):
+  faster and lower ARE on the corpus backtest.
+* With a ``prior`` (what :func:`fits.api.fit_train` passes), the exponents are
+  not a single point: the fit's profile likelihood over an exponent grid is
+  combined with a broad prior centred on Hoffmann et al.'s exponents, and
+  predictions average the laws of the grid by their posterior weight
+  (Bayesian model averaging). Where the data pin the exponents down (many
+  runs, long curves) the posterior is the fit; where they cannot (two sizes,
+  or five runs for five parameters) the exponents are in effect borrowed,
+  instead of being whatever the flat valley of the fit happens to end at. How
+  much the data say is counted honestly: checkpoints of one run are not
+  independent, so a run's curve counts as at most ``points_per_run``
+  observations, runs count by their effective number (Kish) under the
+  policy's weights, and the linear coefficients' degrees of freedom are taken
+  off (as in REML).
 
 Residuals are relative (log-space), so a family's loss level does not change
 how hard a point pulls. Non-convergence is a result, never an exception; bad
@@ -23,30 +36,79 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy import optimize
 
-from .laws import CHINCHILLA, FORMS, LawForm, effective_tokens, evaluate
+from .laws import (
+    CHINCHILLA, OVERFIT_SHAPES, LawForm, effective_tokens, evaluate, features, form_named, overfit_feature,
+    repetitions, schedule_remaining,
+)
 
-RESULT_VERSION = 1
+RESULT_VERSION = 2
 EXPONENT_BOUNDS = (0.0, 3.0)
 _GRID = np.concatenate([np.linspace(0.0, 0.1, 6)[1:], np.geomspace(0.12, 2.5, 28)])
+# The posterior is evaluated on a log-uniform grid: the prior is Gaussian in log-exponent.
+POSTERIOR_GRID = np.geomspace(0.02, 2.5, 32)
+# Grid points whose posterior weight is below this share of the best one are dropped from the average.
+POSTERIOR_CUTOFF = 1e-4
 
 
 class FitInputError(ValueError):
     """The data cannot be fitted with the requested law; the message says why."""
 
 
+@dataclass(frozen=True)
+class ExponentPrior:
+    """What exponents a new family has before its data say otherwise.
+
+    Gaussian in log(exponent), centred on the Chinchilla fit (Hoffmann et al.
+    2022, approach 3: alpha 0.34, beta 0.28) - published values, not tuned to
+    this corpus - and broad: ``sd_log`` = 1 puts a factor e either way within
+    one sd. A ``flat_share`` of the prior mass is spread evenly over the grid,
+    so a family whose data clearly ask for exponents far from the centre (the
+    synthetic PCFG families ask for ~2) keeps them. ``points_per_run`` caps
+    what one run's curve counts for (see the module docstring).
+    Measured on the corpus backtest (README, "what each choice bought"): the
+    figures move little for centres 0.25-0.5, sd 0.7-1.0, flat share 0.05-0.2.
+    """
+
+    alpha: float = 0.34
+    beta: float = 0.28
+    sd_log: float = 1.0
+    flat_share: float = 0.1
+    points_per_run: float = 10.0
+
+    def log_density(self, alphas: np.ndarray | None, betas: np.ndarray | None) -> np.ndarray:
+        """log prior mass of each grid cell (ka, kb); None = that exponent is not free (one cell)."""
+        la = np.zeros(1) if alphas is None else -0.5 * ((np.log(alphas) - np.log(self.alpha)) / self.sd_log) ** 2
+        lb = np.zeros(1) if betas is None else -0.5 * ((np.log(betas) - np.log(self.beta)) / self.sd_log) ** 2
+        g = np.exp(la[:, None] + lb[None, :])
+        g = g / g.sum()
+        return np.log((1.0 - self.flat_share) * g + self.flat_share / g.size)
+
+    def to_dict(self) -> dict:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+DEFAULT_PRIOR = ExponentPrior()
+
+
 @dataclass
 class FitResult:
-    """What a fit found. ``success`` is False (with a ``message``) when it did not converge."""
+    """What a fit found. ``success`` is False (with a ``message``) when it did not converge.
+
+    ``coef``/``alpha``/``beta`` are the reported law (the posterior's mode when
+    a prior was used, else the robust fit). ``mixture`` (when a prior was used)
+    holds the laws of the exponent grid and their posterior weights;
+    :meth:`predict` averages them in log space.
+    """
 
     form: LawForm
     success: bool
     message: str
-    coef: np.ndarray  # E, A, B in normalised units (see laws.py)
+    coef: np.ndarray  # E, A, B, extra terms, in normalised units (see laws.py)
     alpha: float
     beta: float
     n0: float
@@ -55,21 +117,53 @@ class FitResult:
     stats: dict = field(default_factory=dict)
     seconds: float = 0.0
     nfev: int = 0
+    overfit_shape: tuple[float, float] | None = None
+    overfit_nu0: float = 1.0
+    mixture: dict | None = None  # {"weight": (K,), "alpha": (K,), "beta": (K,), "coef": (K, k)}
+    prior: ExponentPrior | None = None
 
     # -- predictions ---------------------------------------------------------
-    def predict(self, params, tokens, epochs=None) -> np.ndarray:
+    def _inputs(self, params, tokens, epochs, run_tokens):
         params, tokens = np.broadcast_arrays(np.asarray(params, dtype=float), np.asarray(tokens, dtype=float))
         shape = params.shape  # the design matrix is 2-d: evaluate flat, return the targets' shape
         params, tokens = params.ravel(), tokens.ravel()
         if epochs is not None:
             epochs = np.broadcast_to(np.asarray(epochs, dtype=float), shape).ravel()
+        if run_tokens is not None:
+            run_tokens = np.broadcast_to(np.asarray(run_tokens, dtype=float), shape).ravel()
         d = effective_tokens(tokens, epochs) if self.form.data_constrained else tokens
-        return evaluate(self.form, self.coef, params, d, self.alpha, self.beta, self.n0, self.d0).reshape(shape)
+        extra = extra_columns(self.form, params, tokens, epochs, run_tokens, self.overfit_shape, self.overfit_nu0)
+        return shape, params, d, extra
+
+    def predict(self, params, tokens, epochs=None, run_tokens=None) -> np.ndarray:
+        """Predicted loss. ``run_tokens``: final tokens of each target's run (missing = the target ends its run)."""
+        shape, n, d, extra = self._inputs(params, tokens, epochs, run_tokens)
+        if not self.mixture:
+            return evaluate(self.form, self.coef, n, d, self.alpha, self.beta, self.n0, self.d0, extra).reshape(shape)
+        # Every component at once: (K, rows) predictions, averaged in log space by posterior weight.
+        coef = np.asarray(self.mixture["coef"], dtype=float)
+        pred = np.broadcast_to(coef[:, :1], (coef.shape[0], n.size)).copy()
+        i = 1
+        if self.form.size_term:
+            pred += coef[:, i:i + 1] * np.exp(-np.outer(self.mixture["alpha"], np.log(n / self.n0)))
+            i += 1
+        if self.form.data_term:
+            pred += coef[:, i:i + 1] * np.exp(-np.outer(self.mixture["beta"], np.log(d / self.d0)))
+            i += 1
+        if extra is not None:
+            pred += coef[:, i:] @ extra.T
+        log_mean = np.asarray(self.mixture["weight"], dtype=float) @ np.log(np.maximum(pred, 1e-300))
+        return np.exp(log_mean).reshape(shape)
+
+    def predict_law(self, params, tokens, epochs=None, run_tokens=None) -> np.ndarray:
+        """The reported single law's prediction (no averaging over exponents)."""
+        shape, n, d, extra = self._inputs(params, tokens, epochs, run_tokens)
+        return evaluate(self.form, self.coef, n, d, self.alpha, self.beta, self.n0, self.d0, extra).reshape(shape)
 
     # -- reporting ------------------------------------------------------------
     @property
     def params(self) -> dict:
-        """Parameters in the usual un-normalised form L = E + A/N^alpha + B/D^beta."""
+        """Parameters in the usual un-normalised form L = E + A/N^alpha + B/D^beta (+ extra terms)."""
         out = {"E": float(self.coef[0])}
         i = 1
         if self.form.size_term:
@@ -79,12 +173,17 @@ class FitResult:
         if self.form.data_term:
             out["B"] = float(self.coef[i] * self.d0**self.beta)
             out["beta"] = float(self.beta)
+            i += 1
+        for name in self.form.extra_names:
+            out[name] = float(self.coef[i])
+            i += 1
         return out
 
     def to_dict(self) -> dict:
         return {
             "version": RESULT_VERSION,
             "law": self.form.name,
+            "formula": self.form.formula,
             "success": bool(self.success),
             "message": self.message,
             "params": self.params,
@@ -94,12 +193,67 @@ class FitResult:
                 "beta": float(self.beta),
                 "n0": float(self.n0),
                 "d0": float(self.d0),
+                "overfit_shape": None if self.overfit_shape is None else [float(v) for v in self.overfit_shape],
+                "overfit_nu0": float(self.overfit_nu0),
             },
+            "mixture": None if not self.mixture else {
+                "weight": [float(v) for v in self.mixture["weight"]],
+                "alpha": [float(v) for v in self.mixture["alpha"]],
+                "beta": [float(v) for v in self.mixture["beta"]],
+                "coef": [[float(v) for v in row] for row in self.mixture["coef"]],
+            },
+            "prior": None if self.prior is None else self.prior.to_dict(),
             "stderr": {k: float(v) for k, v in self.stderr.items()},
-            "stats": {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in self.stats.items()},
+            "stats": _json_stats(self.stats),
             "seconds": float(self.seconds),
             "nfev": int(self.nfev),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FitResult":
+        """Rebuild a result saved by :meth:`to_dict` (versions 1 and 2), to evaluate it again."""
+        if data.get("version") not in (1, RESULT_VERSION):
+            raise ValueError(f"fit result version {data.get('version')!r} is not one this library reads")
+        norm = data["normalised"]
+        shape = norm.get("overfit_shape")
+        mix = data.get("mixture")
+        return cls(
+            form=form_named(data["law"]), success=bool(data["success"]), message=data["message"],
+            coef=np.asarray(norm["coef"], dtype=float), alpha=float(norm["alpha"]), beta=float(norm["beta"]),
+            n0=float(norm["n0"]), d0=float(norm["d0"]), stderr=dict(data.get("stderr", {})),
+            stats=dict(data.get("stats", {})), seconds=float(data.get("seconds", 0.0)), nfev=int(data.get("nfev", 0)),
+            overfit_shape=None if shape is None else (float(shape[0]), float(shape[1])),
+            overfit_nu0=float(norm.get("overfit_nu0", 1.0)),
+            mixture=None if not mix else {k: np.asarray(v, dtype=float) for k, v in mix.items()},
+            prior=None if data.get("prior") is None else ExponentPrior(**data["prior"]),
+        )
+
+
+def _json_stats(stats: dict) -> dict:
+    out = {}
+    for key, value in stats.items():
+        if isinstance(value, dict):
+            out[key] = _json_stats(value)
+        elif isinstance(value, (float, np.floating)):
+            out[key] = float(value)
+        elif isinstance(value, (np.integer,)):
+            out[key] = int(value)
+        else:
+            out[key] = value
+    return out
+
+
+def extra_columns(form: LawForm, params, tokens, epochs, run_tokens, overfit_shape, overfit_nu0) -> np.ndarray | None:
+    """The optional terms' columns (schedule, overfitting) for raw params/tokens, or None if the form has none."""
+    cols = []
+    if form.schedule:
+        run = np.full(np.size(tokens), np.nan) if run_tokens is None else run_tokens
+        cols.append(schedule_remaining(tokens, np.broadcast_to(np.asarray(run, dtype=float), np.shape(tokens))))
+    if form.overfit:
+        if overfit_shape is None:
+            raise ValueError("an overfitting law needs its shape (a, b)")
+        cols.append(overfit_feature(params, tokens, epochs, overfit_shape, overfit_nu0))
+    return np.column_stack(cols) if cols else None
 
 
 # ---------------------------------------------------------------------------
@@ -130,6 +284,15 @@ def _check_inputs(form: LawForm, n, d, y, w):
         raise FitInputError(f"the {form.name!r} law needs at least 2 distinct token counts")
 
 
+def _optional_array(value, size: int, name: str):
+    if value is None:
+        return None
+    arr = np.asarray(value, dtype=float).ravel()
+    if arr.size != size:
+        raise FitInputError(f"{name} must be a 1-d array as long as the values ({size})")
+    return arr
+
+
 # ---------------------------------------------------------------------------
 # variable projection: exact non-negative coefficients for given exponents
 
@@ -137,38 +300,55 @@ def _check_inputs(form: LawForm, n, d, y, w):
 class _Projector:
     """Solves min_c sum w ((X c - y) / y)^2, c >= 0, for many exponent pairs at once.
 
-    ``weights`` can change between calls (the robust stage reweights points).
+    X = [1, (N/N0)^-alpha, (D/D0)^-beta, extra columns]. ``weights`` can change
+    between calls (the robust stage reweights points).
     """
 
-    def __init__(self, form: LawForm, n, d, y, w, n0, d0):
+    def __init__(self, form: LawForm, n, d, y, w, n0, d0, extra=None):
         self.form = form
         self.ln = np.log(n / n0)
         self.ld = np.log(d / d0)
         self.y = y
         self.ly = np.log(y)
         self.w = w
+        self.extra = np.zeros((y.size, 0)) if extra is None else np.asarray(extra, dtype=float).reshape(y.size, -1)
         self.k = len(form.coefficient_names)
         # Largest active set first: where its solution is feasible it is the
         # optimum (a convex problem), and the smaller sets need not be tried.
         self.subsets = [s for r in range(self.k, 0, -1) for s in itertools.combinations(range(self.k), r)]
 
     def columns(self, alpha, beta):
-        cols = [np.ones_like(self.ld)]
-        if self.form.size_term:
-            cols.append(np.exp(-alpha * self.ln))
-        if self.form.data_term:
-            cols.append(np.exp(-beta * self.ld))
-        return np.column_stack(cols)
+        return features(self.form, np.exp(self.ln), np.exp(self.ld), alpha, beta, 1.0, 1.0, self.extra)
 
     def solve(self, alpha: float, beta: float, w=None):
         """Best non-negative coefficients and the weighted relative SSE at one exponent pair."""
         c, sse = self.grid_scan(np.array([alpha]), np.array([beta]), w, with_coef=True)
         return c[0, 0], float(sse[0, 0])
 
+    def _grid_columns(self, alphas, betas):
+        """Each column as an array broadcastable to (ka, kb, n)."""
+        n = self.y.size
+        cols = [np.ones((1, 1, n))]
+        if self.form.size_term:
+            cols.append(np.exp(-np.outer(alphas, self.ln))[:, None, :])
+        if self.form.data_term:
+            cols.append(np.exp(-np.outer(betas, self.ld))[None, :, :])
+        cols.extend(col[None, None, :] for col in self.extra.T)
+        return cols
+
+    @staticmethod
+    def _dot(a, b, sw, ka, kb):
+        """sum_n sw a b for columns a, b of shape (1|ka, 1|kb, n), as a (ka, kb) array."""
+        if a.shape[0] > 1 and b.shape[1] > 1 and a.shape[1] == 1 and b.shape[0] == 1:
+            return (a[:, 0, :] * sw) @ b[0].T
+        if b.shape[0] > 1 and a.shape[1] > 1 and b.shape[1] == 1 and a.shape[0] == 1:
+            return (b[:, 0, :] * sw) @ a[0].T
+        return np.broadcast_to(np.sum(a * b * sw, axis=-1), (ka, kb))
+
     def grid_scan(self, alphas, betas, w=None, with_coef=False):
         """Weighted relative SSE (and optionally coefficients) at every grid pair, vectorised.
 
-        Active sets are enumerated: with <= 3 coefficients that is <= 7 tiny
+        Active sets are enumerated: with <= 5 coefficients that is <= 31 tiny
         batched solves per pair, exact and cheaper than an iterative NNLS.
         """
         w = self.w if w is None else w
@@ -176,26 +356,14 @@ class _Projector:
         y = self.y
         ka = alphas.size if self.form.size_term else 1
         kb = betas.size if self.form.data_term else 1
-        f1 = np.exp(-np.outer(self.ln, alphas)) if self.form.size_term else None  # n x ka
-        f2 = np.exp(-np.outer(self.ld, betas)) if self.form.data_term else None  # n x kb
+        cols = self._grid_columns(alphas, betas)
         k = self.k
-        g = np.zeros((ka, kb, k, k))
-        b = np.zeros((ka, kb, k))
-        g[..., 0, 0] = np.sum(sw)
-        b[..., 0] = np.sum(sw * y)
-        j = 1
-        if f1 is not None:
-            g[..., 0, j] = g[..., j, 0] = (sw @ f1)[:, None]
-            g[..., j, j] = ((f1**2).T @ sw)[:, None]
-            b[..., j] = (f1.T @ (sw * y))[:, None]
-            ja = j
-            j += 1
-        if f2 is not None:
-            g[..., 0, j] = g[..., j, 0] = (sw @ f2)[None, :]
-            g[..., j, j] = ((f2**2).T @ sw)[None, :]
-            b[..., j] = (f2.T @ (sw * y))[None, :]
-            if f1 is not None:
-                g[..., ja, j] = g[..., j, ja] = f1.T @ (f2 * sw[:, None])
+        g = np.empty((ka, kb, k, k))
+        b = np.empty((ka, kb, k))
+        for i in range(k):
+            b[..., i] = self._dot(cols[i], y[None, None, :], sw, ka, kb)
+            for j in range(i, k):
+                g[..., i, j] = g[..., j, i] = self._dot(cols[i], cols[j], sw, ka, kb)
         yy = float(np.sum(sw * y**2))
         best = np.full((ka, kb), np.inf)
         coef = np.zeros((ka, kb, k))
@@ -240,12 +408,11 @@ def _huber(r, delta):
     return loss, dloss
 
 
-def _robust_objective(theta, form, ln, ld, ly, w, delta):
+def _robust_objective(theta, form, ln, ld, extra, ly, w, delta):
     """theta = log-coefficients then exponents. Returns (loss, gradient)."""
     k = len(form.coefficient_names)
-    logc = theta[:k]
+    c = np.exp(theta[:k])
     expo = theta[k:]
-    c = np.exp(logc)
     terms = [np.full_like(ld, c[0])]
     i, e = 1, 0
     grads_exp = []
@@ -259,6 +426,10 @@ def _robust_objective(theta, form, ln, ld, ly, w, delta):
         t = c[i] * np.exp(-expo[e] * ld)
         terms.append(t)
         grads_exp.append(-ld * t)
+        i += 1
+    for col in extra.T:
+        terms.append(c[i] * col)
+        i += 1
     pred = np.sum(terms, axis=0)
     r = np.log(pred) - ly
     loss, dl = _huber(r, delta)
@@ -277,26 +448,35 @@ def fit_law(
     *,
     form: LawForm | str = CHINCHILLA,
     epochs=None,
+    run_tokens=None,
+    runs=None,
     weights=None,
     loss: str = "huber",
     delta: float = 1e-3,
     refine: str = "irls",
     fixed_exponents: tuple[float | None, float | None] | None = None,
     max_iter: int = 40,
+    prior: ExponentPrior | None = None,
+    overfit_shape: tuple[float, float] | None = None,
 ) -> FitResult:
     """Fit ``form`` to observations (arrays of equal length).
 
     ``loss``: ``"huber"`` (on log residuals, threshold ``delta``, summed) or
     ``"ls"`` (weighted relative least squares).
     ``refine`` (Huber only): ``"irls"`` - iteratively reweighted variable
-    projection with a shrinking local grid over the exponents (the default:
-    measured ~20x faster than L-BFGS-B at the same ARE, bench/fit_speed.py) -
+    projection with a shrinking local grid over the exponents (the default) -
     or ``"lbfgs"`` - L-BFGS-B with analytic gradients over all parameters.
     ``fixed_exponents``: (alpha, beta), either may be None = fitted; e.g. an
     exponent borrowed from other families' fits.
+    ``run_tokens``: each row's run's final tokens (the schedule term's T).
+    ``runs``: a run label per row, so the posterior counts runs, not checkpoints.
+    ``prior``: an :class:`ExponentPrior` turns on the posterior over exponents
+    (see the module docstring); None = the single robust fit.
+    ``overfit_shape``: the overfitting term's (a, b); None = chosen from
+    :data:`fits.laws.OVERFIT_SHAPES` by the fit.
     """
     started = time.perf_counter()
-    form = FORMS[form] if isinstance(form, str) else form
+    form = form_named(form) if isinstance(form, str) else form
     n = np.asarray(params, dtype=float).ravel()
     d_raw = np.asarray(tokens, dtype=float).ravel()
     y = np.asarray(values, dtype=float).ravel()
@@ -306,46 +486,50 @@ def fit_law(
         raise FitInputError(f"loss must be 'huber' or 'ls', not {loss!r}")
     if refine not in ("irls", "lbfgs"):
         raise FitInputError(f"refine must be 'irls' or 'lbfgs', not {refine!r}")
-    if epochs is not None:
-        epochs = np.asarray(epochs, dtype=float).ravel()
+    epochs = _optional_array(epochs, y.size, "epochs")
+    run_tokens = _optional_array(run_tokens, y.size, "run_tokens")
+    runs = None if runs is None else np.asarray(runs).ravel()
+    if runs is not None and runs.size != y.size:
+        raise FitInputError(f"runs must be a 1-d array as long as the values ({y.size})")
     d = effective_tokens(d_raw, epochs) if form.data_constrained else d_raw
     keep = w > 0
-    n, d, y, w = n[keep], d[keep], y[keep], w[keep]
+    n, d_raw, d, y, w = n[keep], d_raw[keep], d[keep], y[keep], w[keep]
+    epochs = None if epochs is None else epochs[keep]
+    run_tokens = None if run_tokens is None else run_tokens[keep]
+    runs = None if runs is None else runs[keep]
     w = w / w.sum() * np.count_nonzero(w)  # mean weight 1: delta keeps its meaning
 
     n0 = float(np.exp(np.mean(np.log(n))))
     d0 = float(np.exp(np.mean(np.log(d))))
-    proj = _Projector(form, n, d, y, w, n0, d0)
-    fixed_a, fixed_b = fixed_exponents if fixed_exponents is not None else (None, None)
-    free_a = form.size_term and fixed_a is None
-    free_b = form.data_term and fixed_b is None
+    nu0 = 1.0
+    if form.overfit:
+        reps, unique = repetitions(d_raw, epochs)
+        nu0 = float(np.exp(np.mean(np.log(n / unique))))
+    nfev = 0
+    shape = overfit_shape
+    if form.overfit and shape is None:
+        # The overfitting term's shape: the one whose law fits best on the global exponent grid
+        # (least squares, as the exponents' starting point is chosen) - one grid scan per shape.
+        scores = []
+        for candidate in OVERFIT_SHAPES:
+            extra = extra_columns(form, n, d_raw, epochs, run_tokens, candidate, nu0)
+            sse = _Projector(form, n, d, y, w, n0, d0, extra).grid_scan(_GRID, _GRID)
+            nfev += sse.size
+            scores.append(float(sse.min()))
+        shape = OVERFIT_SHAPES[int(np.argmin(scores))]
+    proj = _Projector(form, n, d, y, w, n0, d0, extra_columns(form, n, d_raw, epochs, run_tokens, shape, nu0))
+    best = _robust_fit(proj, form, w, loss, delta, refine, fixed_exponents, max_iter)
+    nfev += best["nfev"]
+    coef, alpha, beta = best["coef"], best["alpha"], best["beta"]
+    success, message = best["success"], best["message"]
 
-    # 1. global grid scan over the free exponents (least squares)
-    alphas = _GRID if free_a else np.array([fixed_a if fixed_a is not None else 0.0])
-    betas = _GRID if free_b else np.array([fixed_b if fixed_b is not None else 0.0])
-    sse = proj.grid_scan(alphas, betas)
-    nfev = sse.size
-    ia, ib = np.unravel_index(np.argmin(sse), sse.shape)
-    alpha, beta = float(alphas[ia]), float(betas[ib])
-    step_a = _grid_step(_GRID, ia) if free_a else 0.0
-    step_b = _grid_step(_GRID, ib) if free_b else 0.0
-
-    # 2. local refinement
-    success, message = True, "converged"
-    if loss == "huber" and refine == "lbfgs":
-        coef, _ = proj.solve(alpha, beta)
-        coef, alpha, beta, res_ok, res_msg, evals = _refine_lbfgs(proj, form, coef, alpha, beta, free_a, free_b,
-                                                                  w, delta)
+    mixture, posterior = None, {}
+    if prior is not None and form.exponent_names:
+        mixture, posterior, (coef, alpha, beta), evals = _posterior(proj, form, w, best["robust_weights"], runs,
+                                                                    prior, fixed_exponents, alpha, beta)
         nfev += evals
-        success, message = res_ok, res_msg
-    else:
-        coef, alpha, beta, converged, evals = _refine_zoom(proj, alpha, beta, step_a, step_b, w,
-                                                           delta if loss == "huber" else None, max_iter)
-        nfev += evals
-        if not converged:
-            success, message = False, f"exponents still moving after {max_iter} iterations"
 
-    pred = evaluate(form, coef, n, d, alpha, beta, n0, d0)
+    pred = proj.columns(alpha, beta) @ coef
     if not np.all(np.isfinite(pred)) or np.any(pred <= 0):
         success, message = False, "fitted law gives non-positive or non-finite losses on the data"
         pred = np.where(pred > 0, pred, np.nan)
@@ -360,11 +544,117 @@ def fit_law(
         "max_abs_log": float(np.nanmax(np.abs(r))) if finite else float("nan"),
         "huber": float(np.sum(w * _huber(r, delta)[0])) if finite else float("nan"),
     }
+    if posterior:
+        stats["posterior"] = posterior
     result = FitResult(form=form, success=success, message=message, coef=coef, alpha=alpha, beta=beta,
-                       n0=n0, d0=d0, stats=stats, nfev=nfev)
-    result.stderr = _stderr(result, n, d, y, w)
+                       n0=n0, d0=d0, stats=stats, nfev=nfev, overfit_shape=shape, overfit_nu0=nu0,
+                       mixture=mixture, prior=prior)
+    result.stderr = _stderr(result, n, d_raw, epochs, run_tokens, y, w)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _robust_fit(proj: _Projector, form: LawForm, w, loss, delta, refine, fixed_exponents, max_iter) -> dict:
+    """The single best law: global grid scan (least squares), then the robust local refinement."""
+    fixed_a, fixed_b = fixed_exponents if fixed_exponents is not None else (None, None)
+    free_a = form.size_term and fixed_a is None
+    free_b = form.data_term and fixed_b is None
+    alphas = _GRID if free_a else np.array([fixed_a if fixed_a is not None else 0.0])
+    betas = _GRID if free_b else np.array([fixed_b if fixed_b is not None else 0.0])
+    sse = proj.grid_scan(alphas, betas)
+    nfev = sse.size
+    ia, ib = np.unravel_index(np.argmin(sse), sse.shape)
+    alpha, beta = float(alphas[ia]), float(betas[ib])
+    step_a = _grid_step(_GRID, ia) if free_a else 0.0
+    step_b = _grid_step(_GRID, ib) if free_b else 0.0
+
+    success, message = True, "converged"
+    if loss == "huber" and refine == "lbfgs":
+        coef, _ = proj.solve(alpha, beta)
+        coef, alpha, beta, res_ok, res_msg, evals = _refine_lbfgs(proj, form, coef, alpha, beta, free_a, free_b,
+                                                                  w, delta)
+        success, message = res_ok, res_msg
+    else:
+        coef, alpha, beta, converged, evals = _refine_zoom(proj, alpha, beta, step_a, step_b, w,
+                                                           delta if loss == "huber" else None, max_iter)
+        if not converged:
+            success, message = False, f"exponents still moving after {max_iter} iterations"
+    nfev += evals
+    pred = proj.columns(alpha, beta) @ coef
+    r = np.log(np.maximum(pred, 1e-300)) - proj.ly
+    if loss == "huber":
+        objective = float(np.sum(w * _huber(r, delta)[0]))
+        robust_weights = np.minimum(1.0, delta / np.maximum(np.abs(r), 1e-12))
+    else:
+        objective = float(np.sum(w * r**2))
+        robust_weights = np.ones_like(r)
+    return {"coef": coef, "alpha": alpha, "beta": beta, "success": success, "message": message, "nfev": nfev,
+            "objective": objective, "robust_weights": robust_weights}
+
+
+def effective_observations(w, runs, points_per_run: float) -> float:
+    """How many independent observations the data are worth (see the module docstring)."""
+    if runs is None:
+        return float(w.sum() ** 2 / np.sum(w**2))
+    _, inverse = np.unique(runs, return_inverse=True)
+    totals = np.bincount(inverse, weights=w)
+    counts = np.bincount(inverse)
+    ess_runs = totals.sum() ** 2 / np.sum(totals**2)
+    return float(ess_runs * min(counts.mean(), points_per_run))
+
+
+def _posterior(proj: _Projector, form: LawForm, w, robust_weights, runs, prior: ExponentPrior,
+               fixed_exponents, alpha, beta):
+    """Posterior weights over the exponent grid (robust weights held fixed), and the mode refined locally."""
+    fixed_a, fixed_b = fixed_exponents if fixed_exponents is not None else (None, None)
+    free_a = form.size_term and fixed_a is None
+    free_b = form.data_term and fixed_b is None
+    alphas = POSTERIOR_GRID if free_a else np.array([alpha])
+    betas = POSTERIOR_GRID if free_b else np.array([beta])
+    ww = w * robust_weights
+    m = effective_observations(w, runs, prior.points_per_run)
+    temperature = max(m - proj.k, 0.5) / 2.0  # REML-like: the linear coefficients' degrees of freedom are spent
+
+    def log_post(a_grid, b_grid):
+        coefs, sse = proj.grid_scan(a_grid, b_grid, ww, with_coef=True)
+        ms = np.maximum(sse / ww.sum(), 1e-300)
+        lp = prior.log_density(a_grid if free_a else None, b_grid if free_b else None)
+        return coefs, -temperature * np.log(ms) + lp
+
+    coefs, lpost = log_post(alphas, betas)
+    evals = lpost.size
+    post = np.exp(lpost - lpost.max())
+    post /= post.sum()
+    keep = np.argwhere(post >= POSTERIOR_CUTOFF * post.max())
+    weights = post[keep[:, 0], keep[:, 1]]
+    weights = weights / weights.sum()
+    mixture = {
+        "weight": weights,
+        "alpha": alphas[keep[:, 0]].astype(float),
+        "beta": betas[keep[:, 1]].astype(float),
+        "coef": coefs[keep[:, 0], keep[:, 1]],
+    }
+    summary = {"effective_observations": m, "components": int(len(weights))}
+    for name, free, values in (("alpha", free_a, mixture["alpha"]), ("beta", free_b, mixture["beta"])):
+        if free:
+            logs = np.log(values)
+            mean = float(weights @ logs)
+            summary[f"{name}_mean"] = float(np.exp(mean))
+            summary[f"{name}_sd_log"] = float(np.sqrt(weights @ (logs - mean) ** 2))
+    # The reported law: the posterior's mode, refined on shrinking local grids.
+    ia, ib = np.unravel_index(np.argmax(lpost), lpost.shape)
+    mode_a, mode_b = float(alphas[ia]), float(betas[ib])
+    step = float(np.log(POSTERIOR_GRID[1] / POSTERIOR_GRID[0])) / 2
+    offsets = np.array([-1.0, 0.0, 1.0])
+    for _ in range(7):  # a pattern search, the step halving each time: to 1% of the grid's spacing
+        a_grid = np.unique(np.clip(mode_a * np.exp(step * offsets), *EXPONENT_BOUNDS)) if free_a else np.array([mode_a])
+        b_grid = np.unique(np.clip(mode_b * np.exp(step * offsets), *EXPONENT_BOUNDS)) if free_b else np.array([mode_b])
+        c_grid, lp_grid = log_post(a_grid, b_grid)
+        evals += lp_grid.size
+        i, j = np.unravel_index(np.argmax(lp_grid), lp_grid.shape)
+        mode_a, mode_b, mode_c = float(a_grid[i]), float(b_grid[j]), c_grid[i, j]
+        step /= 2.0
+    return mixture, summary, (mode_c, mode_a, mode_b), evals
 
 
 def _grid_step(grid: np.ndarray, i: int) -> float:
@@ -424,7 +714,7 @@ def _refine_lbfgs(proj: _Projector, form: LawForm, coef, alpha, beta, free_a, fr
         bounds.append(EXPONENT_BOUNDS if free else (val, val))
 
     def objective(theta):
-        return _robust_objective(theta, form, proj.ln, proj.ld, proj.ly, w, delta)
+        return _robust_objective(theta, form, proj.ln, proj.ld, proj.extra, proj.ly, w, delta)
 
     f0 = objective(theta0)[0]
     res = optimize.minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
@@ -442,7 +732,7 @@ def _refine_lbfgs(proj: _Projector, form: LawForm, coef, alpha, beta, free_a, fr
     return coef, alpha, beta, ok, ("converged" if res.success else str(res.message)), int(res.nfev)
 
 
-def _stderr(result: FitResult, n, d, y, w) -> dict:
+def _stderr(result: FitResult, n, d_raw, epochs, run_tokens, y, w) -> dict:
     """Gauss-Newton standard errors of the reported parameters from log residuals.
 
     These treat checkpoints as independent and so understate uncertainty for
@@ -451,6 +741,9 @@ def _stderr(result: FitResult, n, d, y, w) -> dict:
     form = result.form
     names = list(result.params)
     base = np.array([result.params[k] for k in names])
+    d = effective_tokens(d_raw, epochs) if form.data_constrained else d_raw
+    extra = extra_columns(form, n, d_raw, epochs, run_tokens, result.overfit_shape, result.overfit_nu0)
+    extra = np.zeros((y.size, 0)) if extra is None else extra
 
     def predict(vec):
         p = dict(zip(names, vec))
@@ -459,6 +752,8 @@ def _stderr(result: FitResult, n, d, y, w) -> dict:
             out = out + p["A"] * np.exp(-p["alpha"] * np.log(n))
         if form.data_term:
             out = out + p["B"] * np.exp(-p["beta"] * np.log(d))
+        for j, name in enumerate(form.extra_names):
+            out = out + p[name] * extra[:, j]
         return np.log(np.maximum(out, 1e-300))
 
     f0 = predict(base)

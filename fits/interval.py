@@ -110,7 +110,8 @@ def run_offsets(selected: pd.DataFrame, resid: np.ndarray):
 
 
 def bootstrap_predictions(selected: pd.DataFrame, result, target_params, target_tokens, *, target_epochs=None,
-                          n_boot: int = 100, seed: int = 0, delta: float = 3e-3) -> tuple[np.ndarray, float, int]:
+                          target_run_tokens=None, n_boot: int = 100, seed: int = 0,
+                          delta: float = 3e-3) -> tuple[np.ndarray, float, int]:
     """(n_boot, n_targets) refit predictions, the run-to-run sd of log loss and its degrees of freedom.
 
     Each replicate rebuilds every run from the fitted curve: a fresh run offset
@@ -119,24 +120,26 @@ def bootstrap_predictions(selected: pd.DataFrame, result, target_params, target_
     bootstrap: the curve's shape and correlation are kept).
     """
     rng = np.random.default_rng(seed)
-    fitted = result.predict(selected["params"], selected["tokens"], selected["epochs"])
+    run_tokens = selected["run_tokens"] if "run_tokens" in selected.columns else None
+    fitted = result.predict(selected["params"], selected["tokens"], selected["epochs"], run_tokens)
     resid = np.log(selected["value"].to_numpy()) - np.log(fitted)
     inverse, n_runs, within, run_sd, dof = run_offsets(selected, resid)
     out = np.empty((n_boot, np.size(target_params)))
-    fixed = (result.alpha if not result.form.size_term else None, None)
+    runs = run_key(selected)
     for b in range(n_boot):
         signs = rng.choice((-1.0, 1.0), size=n_runs)
         shift = rng.normal(0.0, run_sd, size=n_runs) if run_sd > 0 else np.zeros(n_runs)
         y = fitted * np.exp(shift[inverse] + signs[inverse] * within)
+        # The same method as the fit itself (form, prior, overfitting shape), on rebuilt data.
         boot = fit_law(selected["params"], selected["tokens"], y, form=result.form, epochs=selected["epochs"],
-                       weights=selected["weight"], delta=delta,
-                       fixed_exponents=fixed if fixed[0] is not None else None)
-        out[b] = boot.predict(target_params, target_tokens, target_epochs)
+                       run_tokens=run_tokens, runs=runs, weights=selected["weight"], delta=delta,
+                       prior=result.prior, overfit_shape=result.overfit_shape)
+        out[b] = boot.predict(target_params, target_tokens, target_epochs, target_run_tokens)
     return out, run_sd, dof
 
 
 def prediction_interval(train, target_params, target_tokens, *, coverage: float = 0.8, target_epochs=None,
-                        n_boot: int = 100, seed: int = 0, policy=DEFAULT_POLICY,
+                        target_run_tokens=None, n_boot: int = 100, seed: int = 0, policy=DEFAULT_POLICY,
                         include_method_error: bool = True) -> Interval:
     """A ``coverage`` interval for the targets' loss (see the module docstring).
 
@@ -145,7 +148,7 @@ def prediction_interval(train, target_params, target_tokens, *, coverage: float 
     only: the right interval when the law is known to be the true model
     (synthetic checks).
     """
-    from .api import DEFAULT_DELTA, cap_by_smaller_runs, fit_train, prepare_train
+    from .api import DEFAULT_DELTA, finish_prediction, fit_train, prepare_train, target_run_tokens_or_default
 
     if not 0 < coverage < 1:
         raise ValueError(f"coverage must be between 0 and 1, not {coverage}")
@@ -153,9 +156,10 @@ def prediction_interval(train, target_params, target_tokens, *, coverage: float 
     n = np.atleast_1d(np.asarray(target_params, dtype=float))
     d = np.atleast_1d(np.asarray(target_tokens, dtype=float))
     n, d = np.broadcast_arrays(n, d)
-    center = cap_by_smaller_runs(prepare_train(train), n, d, result.predict(n, d, target_epochs))
-    boots, run_sd, dof = bootstrap_predictions(selected, result, n, d, target_epochs=target_epochs, n_boot=n_boot,
-                                          seed=seed, delta=DEFAULT_DELTA)
+    run = target_run_tokens_or_default(n, d, target_run_tokens)
+    center = finish_prediction(result, prepare_train(train), n, d, result.predict(n, d, target_epochs, run))
+    boots, run_sd, dof = bootstrap_predictions(selected, result, n, d, target_epochs=target_epochs,
+                                               target_run_tokens=run, n_boot=n_boot, seed=seed, delta=DEFAULT_DELTA)
     with np.errstate(invalid="ignore", divide="ignore"):
         log_boot = np.log(np.where(boots > 0, boots, np.nan))
     boot_sd = np.nan_to_num(np.nanstd(log_boot, axis=0), nan=0.0)

@@ -77,7 +77,9 @@ def fit_figure(
                        label=None if many else f"N={_label_size(n)}")
             lo, hi = fit_rows["tokens"].min(), fit_rows["tokens"].max()
             grid = np.geomspace(lo, hi, 100) if hi > lo else np.array([lo])
-            curve = result.predict(np.full_like(grid, n), grid, _epochs_along(fit_rows, grid))
+            # The run's own curve: checkpoints of a run ending at its last one (the schedule term, if any).
+            run_end = float(fit_rows["run_tokens"].max()) if "run_tokens" in fit_rows.columns else hi
+            curve = result.predict(np.full_like(grid, n), grid, _epochs_along(fit_rows, grid), run_end)
             ax.plot(grid, curve, color=colour, lw=1.2)
 
     if heldout is not None and not heldout.empty:

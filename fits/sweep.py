@@ -24,10 +24,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .api import DEFAULT_DELTA, cap_by_smaller_runs, choose_form, prepare_train
+from .api import fit_train, finish_prediction, prepare_train, target_run_tokens
 from .backtest import are, eligible_families, split_target
 from .data import run_key
-from .fitting import FitInputError, fit_law
+from .fitting import FitInputError
 from .policy import POLICIES
 
 SWEEP_VERSION = 1
@@ -72,7 +72,11 @@ def designs_for(n_train_sizes: int, has_curves: bool = True) -> list[Design]:
 
 
 def _truncate(frame: pd.DataFrame, fraction: float) -> pd.DataFrame:
-    """Checkpoints up to ``fraction`` of each run's final tokens (a run seen part-way)."""
+    """Checkpoints up to ``fraction`` of each run's final tokens (a run seen part-way).
+
+    The rows keep their ``run_tokens``: a team watching its runs part-way knows
+    how long each is planned to be.
+    """
     if fraction >= 1.0:
         return frame
     run_max = frame.groupby(run_key(frame))["tokens"].transform("max")
@@ -118,12 +122,10 @@ def evaluate_design(train: pd.DataFrame, target: pd.DataFrame, used_sizes, fract
     try:
         if rows.empty:
             raise FitInputError("no checkpoints within the fraction of training seen")
-        selected = POLICIES[policy].select(rows)
-        form = choose_form(selected)
-        result = fit_law(selected["params"], selected["tokens"], selected["value"], form=form,
-                         epochs=selected["epochs"], weights=selected["weight"], delta=DEFAULT_DELTA)
-        pred = cap_by_smaller_runs(rows, tn, td, result.predict(tn, td, target["epochs"]))
-        row.update(law=form.name, n_points=int(len(selected)), params=result.params, success=result.success,
+        result, selected = fit_train(rows, policy=POLICIES[policy])
+        predicted = result.predict(tn, td, target["epochs"], target_run_tokens(tn, td))
+        pred = finish_prediction(result, rows, tn, td, predicted)
+        row.update(law=result.form.name, n_points=int(len(selected)), params=result.params, success=result.success,
                    rmse_log=result.stats["rmse_log"])
         row.update(are=are(target["value"], pred), error="")
     except FitInputError as exc:

@@ -173,7 +173,7 @@ def run_residuals(result, selected: pd.DataFrame) -> pd.Series:
     """Mean |log residual| of each run over the rows the fit used, by run label."""
     from fits.data import run_key
 
-    fitted = result.predict(selected["params"], selected["tokens"], selected["epochs"])
+    fitted = result.predict(selected["params"], selected["tokens"], selected["epochs"], selected["run_tokens"])
     resid = np.abs(np.log(selected["value"].to_numpy()) - np.log(fitted))
     keys = run_key(selected).str.replace("\x1f", " seed ", regex=False).str.removesuffix(" seed ")
     return pd.Series(resid, index=keys.to_numpy()).groupby(level=0).mean()
@@ -286,13 +286,8 @@ def prediction_run(*, job: Job, progress) -> dict:
 def law_from_dict(law: dict):
     """Rebuild the fitted law stored on a job's result (FitResult.to_dict()), to evaluate it again."""
     from fits.fitting import FitResult
-    from fits.laws import FORMS
 
-    norm = law["normalised"]
-    return FitResult(
-        form=FORMS[law["law"]], success=law["success"], message=law["message"], coef=np.asarray(norm["coef"]),
-        alpha=norm["alpha"], beta=norm["beta"], n0=norm["n0"], d0=norm["d0"],
-    )
+    return FitResult.from_dict(law)
 
 
 def prediction_plot_png(*, job: Job) -> bytes:

@@ -23,13 +23,20 @@ class _Part(serializers.Serializer):
 
 
 class LawFitSerializer(_Part):
-    law = serializers.CharField(required=False, help_text="The law's form, e.g. chinchilla.")
+    law = serializers.CharField(required=False, help_text="The law's form, e.g. chinchilla+schedule.")
+    formula = serializers.CharField(required=False, help_text="The law as text, with its optional terms.")
     success = serializers.BooleanField(required=False)
     message = serializers.CharField(required=False)
     params = serializers.DictField(child=serializers.FloatField(), required=False,
-                                   help_text="E, A, alpha, B, beta of L = E + A/N^alpha + B/D^beta.")
+                                   help_text="E, A, alpha, B, beta of L = E + A/N^alpha + B/D^beta; for curves also "
+                                             "C_schedule (the loss a checkpoint carries before its learning rate "
+                                             "has decayed), for overfitting repeated data C_overfit.")
     stderr = serializers.DictField(child=serializers.FloatField(), required=False)
     normalised = serializers.DictField(required=False, help_text="Coefficients in the fitter's normalised units.")
+    mixture = serializers.DictField(required=False, allow_null=True,
+                                    help_text="The laws over the exponent grid and their posterior weights "
+                                              "(weight, alpha, beta, coef); predictions average them.")
+    prior = serializers.DictField(required=False, allow_null=True, help_text="The exponent prior the fit used.")
     stats = serializers.DictField(required=False)
     seconds = serializers.FloatField(required=False)
     nfev = serializers.IntegerField(required=False)

@@ -53,7 +53,8 @@ def test_it_returns_a_family_law_backtest_and_interval(api_client, synthetic):
     assert response.status_code == 200
     body = response.json()
     assert body["family"] == "synthetic" and body["primary_metric"] == "val_loss"
-    assert body["law"]["available"] and set(body["law"]["params"]) == {"E", "A", "alpha", "B", "beta"}
+    # Curves: the schedule term joins the Chinchilla law.
+    assert body["law"]["available"] and set(body["law"]["params"]) == {"E", "A", "alpha", "B", "beta", "C_schedule"}
     assert body["backtest"]["available"] and body["backtest"]["are"] < 0.01
     assert body["interval"]["available"] and body["interval"]["lower"] < body["interval"]["upper"]
     assert body["data"]["sizes"] == [2e7, 5e7, 1e8, 3e8, 1e9]

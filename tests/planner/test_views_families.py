@@ -51,7 +51,7 @@ def test_the_family_page_shows_the_law_backtest_interval_and_plot(client, synthe
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert [p["name"] for p in response.context["law_params"]] == ["E", "A", "alpha", "B", "beta"]
+    assert [p["name"] for p in response.context["law_params"]] == ["E", "A", "alpha", "B", "beta", "C_schedule"]
     assert all(p["stderr"] != "—" for p in response.context["law_params"])
     assert "best loss seen" in html and "most-compute" in html
     assert response.context["pct"]["are"].endswith("%")
