@@ -95,3 +95,10 @@ def test_it_groups_the_digits_of_large_counts(client):
     response = client.get("/")
 
     assert b'<span class="n">1,234</span>' in response.content
+
+
+def test_the_site_has_a_favicon(client):
+    # Browsers ask every site for /favicon.ico (the admin's pages too); a 404 is a console error on each page.
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response["Content-Type"] in ("image/x-icon", "image/vnd.microsoft.icon")
+    assert b"".join(response.streaming_content)[:4] == b"\x00\x00\x01\x00"  # ICO header
