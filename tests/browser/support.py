@@ -8,7 +8,6 @@ import csv
 import gzip
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from tests.conftest import stop_process_group
 
 # Flags that work for Debian's Chromium on this kind of machine (root, no GPU, no network but the loopback).
 CHROMIUM_ARGS = [
@@ -66,13 +67,7 @@ class WebServer:
         raise RuntimeError(f"gunicorn did not answer within {timeout} s:\n{self.log()}")
 
     def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        stop_process_group(self.proc)  # gunicorn's graceful shutdown on SIGTERM
         self._log.close()
 
 
