@@ -70,7 +70,7 @@ class PlanRequest:
         elif self.budget_fraction is not None:
             frac = _positive("budget_fraction", self.budget_fraction)
             if frac > 1:
-                raise PlanInputError("budget_fraction", f"is a share of the target's compute (0-1], not {frac}")
+                raise PlanInputError("budget_fraction", f"must be a share of the target's compute (0-1], not {frac}")
             budget = frac * c_t
         else:
             raise PlanInputError("budget_flops", "give the budget for the small models (FLOPs or a fraction)")

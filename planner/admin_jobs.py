@@ -21,6 +21,31 @@ from .models import Job
 from .services_corpus import corpus_import_enqueue, upload_check_header
 
 
+# The import report's numbers in the order and words a curator reads them (planner.importing.ImportReport).
+REPORT_LABELS = {
+    "families": "families in the file",
+    "families_created": "families created",
+    "runs_created": "runs created",
+    "rows_read": "rows read",
+    "rows_inserted": "rows imported",
+    "rows_unchanged": "rows already there, unchanged",
+    "rows_replaced": "rows replaced (different value)",
+    "rows_skipped": "rows skipped (invalid)",
+    "n_problems": "problems",
+}
+_NOT_SHOWN = {"problems", "problems_truncated"}
+
+
+def report_rows(report: dict | None) -> list[tuple[str, str]]:
+    """(label, value) lines of an import report; keys without a label keep their name."""
+    if not report:
+        return []
+    keys = [k for k in REPORT_LABELS if k in report] + [k for k in report if k not in REPORT_LABELS]
+    return [(REPORT_LABELS.get(k, k.replace("_", " ")),
+             ", ".join(map(str, report[k])) if isinstance(report[k], list) else str(report[k]))
+            for k in keys if k not in _NOT_SHOWN]
+
+
 class CorpusImportForm(forms.Form):
     file = forms.FileField(help_text="Canonical corpus CSV, optionally gzip-compressed (.csv or .csv.gz).")
     skip_invalid = forms.BooleanField(
@@ -127,7 +152,7 @@ class JobAdmin(admin.ModelAdmin):
             "title": f"Corpus import job {job.pk}",
             "job": job,
             "opts": self.model._meta,
-            "report": result.get("import"),
+            "report": report_rows(result.get("import")),
             "stats": result.get("stats"),
             "problems": (details.get("problems") or [])[:500],
             "n_problems": details.get("n_problems", len(details.get("problems") or [])),

@@ -11,6 +11,8 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
+from fits.errormodel import ARE_CAP
+
 from .forms_plans import PlanForm
 from .jobs import JobEnqueueError
 from .models import Job
@@ -35,8 +37,8 @@ def plan_new(request):
         except JobEnqueueError:
             form.add_error(None, "The task queue is unreachable, so the plan could not be started; try again in a minute.")
             status = 503
-    elif request.method == "POST":
-        status = 400
+    # Field errors answer 200, as every form here does (Django's convention): a 4xx document is logged as a
+    # console error by browsers. Scripts use the API, which answers 400 naming the field.
     context = {"form": form, "error_model": error_model_active()}
     return render(request, "planner/plan_new.html", context, status=status)
 
@@ -53,8 +55,16 @@ def _g(x) -> str:
 
 
 def _pct(x) -> str:
-    # None: the bound overflowed (stored as null), i.e. unbounded.
-    return "unbounded" if x is None else f"{x * 100:.3g}%"
+    # None: the bound overflowed (stored as null), i.e. unbounded; the error model caps what it expects.
+    if x is None:
+        return "unbounded"
+    if x >= ARE_CAP:
+        return f"\u2265{ARE_CAP * 100:.0f}%"
+    return f"{x * 100:.3g}%"
+
+
+def _request_value(x) -> str:
+    return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
 def _summary(plan: dict) -> dict:
@@ -101,7 +111,7 @@ def plan_page(request, pk):
         "job": job,
         "percent": round(job.progress * 100),
         "refresh": not job.is_finished,
-        "request_fields": [(k, job.input[k]) for k in REQUEST_FIELDS if k in job.input],
+        "request_fields": [(k, _request_value(job.input[k])) for k in REQUEST_FIELDS if k in job.input],
         "plan": _summary(job.result) if succeeded else None,
     }
     return render(request, "planner/plan.html", context)

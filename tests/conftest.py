@@ -220,15 +220,20 @@ class WorkerProcess:
         raise RuntimeError(f"worker {self.name} not ready after {timeout} s:\n{self.log()}")
 
     def stop(self):
-        if self.proc.poll() is None:
-            # Warm shutdown first: unacknowledged tasks go back to the broker.
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        # Warm shutdown first: unacknowledged tasks go back to the broker.
+        stop_process_group(self.proc)
         self._log.close()
+
+
+def stop_process_group(proc, timeout=15):
+    """SIGTERM a process started with start_new_session=True and its children; SIGKILL after `timeout` s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
 
 
 @pytest.fixture

@@ -82,7 +82,8 @@ def test_a_finished_import_shows_its_report_and_stops_refreshing(staff_client, s
     )
     html = staff_client.get(status_url(job)).content.decode()
     assert "http-equiv" not in html
-    assert "rows_inserted" in html and "<td>7</td>" in html
+    assert "<tr><th>rows imported</th><td>7</td></tr>" in html and "<tr><th>rows read</th><td>9</td></tr>" in html
+    assert "</progress> 100%</td>" in html
     assert "<td>4</td><td>value</td><td>not a finite number</td>" in html
     assert "Rejected rows: 3 (first 1 shown)" in html
     assert "Statistics refreshed for 2 families" in html
@@ -125,3 +126,13 @@ def test_the_cancel_action_cancels_only_unfinished_jobs(staff_client):
     done.refresh_from_db()
     assert (queued.status, done.status) == ("cancelled", "succeeded")
     assert "1 job(s) cancelled." in response.content.decode()
+
+
+def test_the_import_report_reads_in_words_with_lists_joined():
+    from planner.admin_jobs import report_rows
+
+    rows = report_rows({"rows_read": 3, "families": ["a", "b"], "rows_inserted": 3, "problems": [],
+                        "problems_truncated": False, "something_new": 1})
+    assert rows == [("families in the file", "a, b"), ("rows read", "3"), ("rows imported", "3"),
+                    ("something new", "1")]
+    assert report_rows(None) == []

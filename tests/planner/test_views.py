@@ -95,3 +95,17 @@ def test_it_groups_the_digits_of_large_counts(client):
     response = client.get("/")
 
     assert b'<span class="n">1,234</span>' in response.content
+
+
+def test_the_site_has_a_favicon(client):
+    # Browsers ask every site for /favicon.ico (the admin's pages too); a 404 is a console error on each page.
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response["Content-Type"] in ("image/x-icon", "image/vnd.microsoft.icon")
+    assert b"".join(response.streaming_content)[:4] == b"\x00\x00\x01\x00"  # ICO header
+
+
+def test_a_wrong_password_shows_why_on_the_login_form(client, owner):
+    response = client.post("/accounts/login/", {"username": "owner", "password": "wrong"})
+    html = response.content.decode()
+    assert response.status_code == 200 and '<form method="post" class="form">' in html
+    assert '<ul class="errors"><li>Please enter a correct username and password.' in html

@@ -55,13 +55,13 @@ def test_posting_without_a_csrf_token_is_refused(owner, error_model):
 @pytest.mark.parametrize("change, field, message", [
     ({"target_params": "big"}, "target_params", "Enter a number."),
     ({"target_tokens": ""}, "target_tokens", "give the target's tokens or its compute budget"),
-    ({"budget_fraction": "3"}, "budget_fraction", "is a share of the target's compute"),
+    ({"budget_fraction": "3"}, "budget_fraction", "must be a share of the target's compute"),
     ({"max_size": "8e9"}, "max_size", "must be smaller than the target"),
 ])
 def test_impossible_input_shows_the_error_under_its_field_and_queues_nothing(logged_in, error_model, change, field,
                                                                           message):
     response = logged_in.post(NEW, {**FORM, **change})
-    assert response.status_code == 400
+    assert response.status_code == 200
     errors = response.context["form"].errors
     assert list(errors) == [field] and message in errors[field][0]
     assert message in response.content.decode().replace("&#x27;", "'")
@@ -138,3 +138,15 @@ def test_a_failed_plan_shows_its_error(logged_in, owner):
                              error="Cannot plan: no error model yet: POST /api/v1/sweeps/ first.")
     html = logged_in.get(f"/plans/{job.pk}/").content.decode()
     assert "no error model yet" in html and 'http-equiv="refresh"' not in html
+
+
+def test_the_request_reads_as_numbers_and_capped_errors_say_so(logged_in, owner):
+    from fits.errormodel import ARE_CAP
+    from planner.views_plans import _pct
+
+    job = Job.objects.create(kind=Job.Kind.PLAN, created_by=owner,
+                             input={"target_params": 7e9, "target_tokens": 1.4e11, "max_models": 6})
+    html = logged_in.get(f"/plans/{job.pk}/").content.decode()
+    assert "<code>target_params</code> = 7e+09" in html and "<code>target_tokens</code> = 1.4e+11" in html
+    assert "<code>max_models</code> = 6" in html and "7000000000.0" not in html
+    assert (_pct(ARE_CAP), _pct(0.0123), _pct(None)) == ("\u22651000%", "1.23%", "unbounded")
