@@ -35,8 +35,6 @@ from .models import Job
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
-# Margin past the hard time limit before a running job counts as abandoned.
-STALE_MARGIN = timedelta(seconds=60)
 # Enqueueing must fail fast when the broker is down: the caller is a web request.
 ENQUEUE_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
@@ -59,7 +57,7 @@ class JobCancelled(Exception):
 
 def stale_before():
     """Running jobs started before this instant have certainly lost their worker."""
-    return timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) - STALE_MARGIN
+    return timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + settings.SCALEPLAN_STALE_MARGIN)
 
 
 def seconds_until_stale(job: Job) -> float:
