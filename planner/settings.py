@@ -154,6 +154,10 @@ else:
         # Look for such messages every few seconds (kombu's default: every 100 s).
         "unacked_restore_interval": max(1, min(10, SCALEPLAN_STALE_MARGIN)),
         "unacked_restore_throttle": 1,
+        # A Redis that accepts connections but never answers (stuck, or behind a dead
+        # proxy) must fail a web request's enqueue in seconds (a 503), not hang it.
+        "socket_connect_timeout": 5,
+        "socket_timeout": 5,
     }
 # The job row is the truth: results are not kept by Celery.
 CELERY_RESULT_BACKEND = None
@@ -169,6 +173,24 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# The queue tasks go to and workers read; two deployments sharing a Redis database need different ones.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# Recovery (planner.recovery): a job whose message may be lost is sent again once
+# untouched this long; beat looks five times per period. Tasks are idempotent, so
+# sending one that was not lost only costs a delivery that does nothing.
+SCALEPLAN_RESEND_AFTER = env.int("SCALEPLAN_RESEND_AFTER", default=5 * 60)
+_recover_every = max(1.0, SCALEPLAN_RESEND_AFTER / 5)
+CELERY_BEAT_SCHEDULE = {
+    "recover-jobs": {
+        "task": "planner.recover_jobs",
+        "schedule": _recover_every,
+        # Not queued up while no worker reads (the next one comes soon enough).
+        "options": {"expires": _recover_every},
+    },
+}
+# Beat keeps no state worth saving (one interval task): the in-memory scheduler,
+# not the default one's shelve file (pickle) in the working directory.
+CELERY_BEAT_SCHEDULER = "celery.beat:Scheduler"
 
 # --- REST framework ----------------------------------------------------------
 REST_FRAMEWORK = {
