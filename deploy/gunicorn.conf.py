@@ -16,6 +16,12 @@ keepalive = 5
 # Recycle workers now and then so a slow leak (pandas, matplotlib) cannot grow forever.
 max_requests = 1000
 max_requests_jitter = 100
+# Load the app once in the master and fork workers from it: a recycled worker is
+# back at once instead of re-importing Django, numpy, pandas and matplotlib for
+# seconds while the other worker takes all the load (bench/load.py: the slowest
+# requests were those waiting for a recycled worker). New code therefore needs a
+# restart of the web process, not a HUP.
+preload_app = True
 # Logs to stdout/stderr: journald or Docker collect them.
 accesslog = "-"
 errorlog = "-"

@@ -7,7 +7,7 @@ job runs) and then its report.
 """
 from django import forms
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -120,6 +120,7 @@ class JobAdmin(admin.ModelAdmin):
     def import_view(self, request):
         self._check_staff(request)
         form = CorpusImportForm(request.POST or None, request.FILES or None)
+        status = 200
         if request.method == "POST" and form.is_valid():
             try:
                 job = corpus_import_enqueue(
@@ -128,10 +129,11 @@ class JobAdmin(admin.ModelAdmin):
                     replace=form.cleaned_data["replace"],
                     created_by=request.user,
                 )
+                return redirect("admin:planner_job_import_status", job_id=job.pk)
             except JobEnqueueError as exc:
-                messages.error(request, str(exc))
-                job = exc.job
-            return redirect("admin:planner_job_import_status", job_id=job.pk)
+                # Nothing was created (no job, the upload removed): the form again, with why.
+                form.add_error(None, str(exc))
+                status = 503
         context = {
             **self.admin_site.each_context(request),
             "title": "Import a corpus file",
@@ -139,7 +141,7 @@ class JobAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "max_upload_bytes": settings.SCALEPLAN_MAX_UPLOAD_BYTES,
         }
-        return TemplateResponse(request, "admin/planner/import_form.html", context)
+        return TemplateResponse(request, "admin/planner/import_form.html", context, status=status)
 
     def import_status_view(self, request, job_id):
         self._check_staff(request)

@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from django.db import connection, transaction
+import psycopg
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from fits.canonical import (
     CANONICAL_COLUMNS,
@@ -31,6 +32,30 @@ _LOSS_RE = re.compile(r"loss|cross.?ent|\bnll\b|log.?perplexity|log.?ppl", re.IG
 _NOT_LOSS_RE = re.compile(r"(^|[^a-z])(acc|accuracy|err|error|bpb|score)([^a-z]|$)", re.IGNORECASE)
 _AGGREGATE_RE = re.compile(r"(^|[^a-z])(avg|average|mean|overall|all)([^a-z]|$)", re.IGNORECASE)
 _SPLIT_RANK = {"validation": 0, "train": 1, "unknown": 2, "": 2}
+
+
+class ImportInterrupted(Exception):
+    """The database connection was lost inside the import's transaction: nothing of it was written."""
+
+
+# Errors as Django raises them, and as psycopg raises them from inside a COPY
+# (Django does not wrap the copy object).
+_DATABASE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+
+
+def _is_connection_loss(exc) -> bool:
+    """A lost connection, not a refused statement (a timeout, a lock): by the error's SQLSTATE.
+
+    No SQLSTATE: the client saw the socket close; class 08: connection exception;
+    57P01-57P04: the server or an operator ended the session (pg_terminate_backend,
+    shutdown, crash). By then Django has already reconnected (leaving the atomic
+    block resets autocommit), so the connection itself cannot tell.
+    """
+    cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+    if not isinstance(cause, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return False
+    state = cause.sqlstate or ""
+    return state == "" or state.startswith("08") or state in ("57P01", "57P02", "57P03", "57P04")
 
 
 @dataclass
@@ -431,7 +456,26 @@ def import_canonical(source, *, skip_invalid=False, replace=False, families=None
     report.rows_read = rows.attrs["rows_read"]
     duplicates = rows.attrs["duplicates_dropped"]
     tell(0.3, f"{len(rows)} valid rows; comparing with the stored corpus")
+    try:
+        written = _import_rows(rows, problems, duplicates, report, skip_invalid=skip_invalid, replace=replace,
+                               families=families, tell=tell)
+    except _DATABASE_ERRORS as exc:
+        if not _is_connection_loss(exc):
+            raise
+        # Lost inside the transaction, so the server rolled it back. (Lost during COMMIT
+        # itself it may have committed; importing the file again is right either way.)
+        reason = str(exc).splitlines()[0]
+        raise ImportInterrupted(
+            f"The database connection was lost during the import ({reason}); its transaction was rolled back, "
+            "so nothing of this file was written. Upload it again: importing is idempotent."
+        ) from exc
+    if written:
+        tell(1.0, report.summary())
+    return report
 
+
+def _import_rows(rows, problems, duplicates, report, *, skip_invalid, replace, families, tell) -> bool:
+    """import_canonical's transaction: compare with the stored corpus and write. False if nothing was to write."""
     with transaction.atomic():
         bulk = False
         if connection.vendor == "postgresql":
@@ -452,7 +496,7 @@ def import_canonical(source, *, skip_invalid=False, replace=False, families=None
         report.rows_unchanged = int((rows["action"] == "unchanged").sum()) + duplicates
         if rows.empty:
             tell(1.0, "nothing to import")
-            return report
+            return False
 
         tell(0.45, "writing families and runs")
         family_ids = _upsert_families(rows, families, replace=replace, report=report)
@@ -467,8 +511,8 @@ def import_canonical(source, *, skip_invalid=False, replace=False, families=None
             _write_other(inserts, updates)
         report.rows_inserted = len(inserts)
         report.rows_replaced = len(updates)
-    tell(1.0, report.summary())
-    return report
+    return True
 
 
-__all__ = ["CANONICAL_COLUMNS", "ImportReport", "choose_primary_metric", "import_canonical", "is_loss_metric"]
+__all__ = ["CANONICAL_COLUMNS", "ImportInterrupted", "ImportReport", "choose_primary_metric", "import_canonical",
+           "is_loss_metric"]

@@ -6,11 +6,19 @@ same job cannot both win:
     queued  --claim-->   running  --succeed--> succeeded
        |                    |     --fail-->    failed
        +--cancel--+---------+--cancel-->       cancelled
-       +--fail (broker unreachable at enqueue)
+
+The broker unreachable when a job is created: the row is deleted again and
+JobEnqueueError says so (the API and pages answer 503). Nothing is created, so
+the user's list holds no failed job for a request that failed, and retrying is
+safe. A job whose message is lost *after* it was sent (Redis restarted without
+its data, a web process killed between commit and send) is re-sent by the
+periodic recovery (planner.recovery, run by Celery beat).
 
 Recovery of a job whose worker died: Celery redelivers the unacknowledged task
-(acks_late + reject_on_worker_lost, or the Redis visibility timeout). The
-redelivered task finds the job RUNNING. A running job is re-claimed only once it
+(acks_late + reject_on_worker_lost when a pool process dies; Redis's visibility
+timeout, the hard limit plus twice the margin, when the whole worker does), and
+planner.recovery sends it again if the message is gone. The redelivered task
+finds the job RUNNING. A running job is re-claimed only once it
 is *stale*: started longer ago than the hard time limit plus a margin. By then
 the first execution cannot be alive (the hard limit kills it), so re-claiming
 never runs a job twice at once. Until the job is stale the task retries itself
@@ -35,8 +43,6 @@ from .models import Job
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
-# Margin past the hard time limit before a running job counts as abandoned.
-STALE_MARGIN = timedelta(seconds=60)
 # Enqueueing must fail fast when the broker is down: the caller is a web request.
 ENQUEUE_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
@@ -45,12 +51,25 @@ class JobError(Exception):
     """A job operation that cannot be done (for the API: 409)."""
 
 
-class JobEnqueueError(JobError):
-    """The task broker could not be reached; the job has been marked failed."""
+# What a user asked for, by job kind, for messages.
+KIND_NOUNS = {
+    Job.Kind.CORPUS_STATS: "statistics refresh",
+    Job.Kind.CORPUS_IMPORT: "import",
+    Job.Kind.PREDICTION: "prediction",
+    Job.Kind.SWEEP: "error-model rebuild",
+    Job.Kind.PLAN: "plan",
+}
 
-    def __init__(self, job, cause):
-        self.job = job
-        super().__init__(f"job {job.pk}: could not reach the task broker ({cause}); the job was marked failed")
+
+class JobEnqueueError(JobError):
+    """The task broker could not be reached, so the job was not created (its row is gone)."""
+
+    def __init__(self, kind, cause):
+        self.kind = kind
+        self.cause = cause  # for logs: it names internal hosts, so it is not shown to users
+        noun = KIND_NOUNS.get(kind, "job")
+        super().__init__(f"The task queue is unreachable, so the {noun} was not started and nothing was saved; "
+                         "try again in a minute.")
 
 
 class JobCancelled(Exception):
@@ -59,7 +78,7 @@ class JobCancelled(Exception):
 
 def stale_before():
     """Running jobs started before this instant have certainly lost their worker."""
-    return timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) - STALE_MARGIN
+    return timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + settings.SCALEPLAN_STALE_MARGIN)
 
 
 def seconds_until_stale(job: Job) -> float:
@@ -68,15 +87,23 @@ def seconds_until_stale(job: Job) -> float:
     return max(0.0, (job.started_at - stale_before()).total_seconds())
 
 
-def _enqueue(job_id: int) -> None:
+def job_send(job_id: int, **options) -> None:
+    """Send the job's task (run_job). Raises the broker's error if it cannot be reached."""
     from .tasks import run_job  # tasks import this module
 
+    run_job.apply_async(args=[job_id], retry=True, retry_policy=ENQUEUE_RETRY_POLICY, **options)
+
+
+def _enqueue(job_id: int) -> None:
     try:
-        run_job.apply_async(args=[job_id], retry=True, retry_policy=ENQUEUE_RETRY_POLICY)
+        job_send(job_id)
     except (BrokerOperationalError, OSError) as exc:
-        log.error("job %s: task broker unreachable, job marked failed: %s", job_id, exc)
-        job = job_fail(job_id=job_id, error=f"Could not enqueue the job: the task broker is unreachable ({exc}).")
-        raise JobEnqueueError(job or Job.objects.get(pk=job_id), exc) from exc
+        # Still queued: no task was sent, so no worker can have it. (If a copy did
+        # reach Redis after all, its worker finds no row and does nothing.)
+        kind = Job.objects.filter(pk=job_id).values_list("kind", flat=True).first()
+        Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).delete()
+        log.error("job %s (%s) not created: the task broker is unreachable: %s", job_id, kind, exc)
+        raise JobEnqueueError(kind, exc) from exc
 
 
 @transaction.atomic
@@ -84,8 +111,9 @@ def job_create(*, kind: str, input: dict, created_by=None) -> Job:
     """Save a queued job and enqueue its task once the row is committed.
 
     The task is sent only after commit so a worker never looks for a row that
-    is not visible yet. If the broker is unreachable the job is marked failed
-    and JobEnqueueError propagates out of the outermost atomic block.
+    is not visible yet. If the broker is unreachable the row is deleted again and
+    JobEnqueueError propagates out of the outermost atomic block: nothing was
+    created (see the module docstring).
     """
     if kind not in Job.Kind.values:
         raise JobError(f"unknown job kind {kind!r}; expected one of {', '.join(Job.Kind.values)}")

@@ -123,7 +123,7 @@ def corpus_import_run(*, job: Job, progress) -> dict:
     """
     from fits.canonical import CorpusValidationError
 
-    from .importing import import_canonical
+    from .importing import ImportInterrupted, import_canonical
 
     path = Path(job.input["path"])
     if not path.is_file():
@@ -137,6 +137,8 @@ def corpus_import_run(*, job: Job, progress) -> dict:
         )
     except CorpusValidationError as exc:
         raise JobFailure(str(exc), details=_problems_dict(exc.problems)) from exc
+    except ImportInterrupted as exc:
+        raise JobFailure(str(exc)) from exc
     finally:
         path.unlink(missing_ok=True)
     touched = Family.objects.filter(name__in=report.families).values_list("pk", flat=True)

@@ -260,6 +260,39 @@ def sweep_finalise(*, job_id: int) -> bool:
     return True
 
 
+def sweep_stalled_stage(*, job: Job) -> str | None:
+    """What a handed-off sweep is waiting for, if the tasks meant to give it are certainly gone.
+
+    "families" when no family task has written for longer than a task may run
+    (any still in flight has been killed by its hard limit); "finaliser" when every
+    family is written but no finaliser took the job, or when the one that did is stale.
+    None while the job may still be moving, or if it is not a handed-off sweep.
+    """
+    result = job.result or {}
+    stage = result.get("stage")
+    if job.kind != Job.Kind.SWEEP or job.status != Job.Status.RUNNING or stage is None:
+        return None
+    if job.updated_at >= stale_before():
+        return None
+    if stage == STAGE_FINALISING:
+        return "finaliser" if result.get("finalising_since", "") < stale_before().isoformat() else None
+    return "finaliser" if families_done(job_id=job.pk) >= len(result.get("families", [])) else "families"
+
+
+def sweep_resend(*, job: Job, stage: str) -> list[str]:
+    """Send again the tasks of a stalled stage (see sweep_stalled_stage); they are idempotent. Returns what was sent."""
+    from .tasks_sweeps import same_queue, sweep_family_task
+
+    if stage == "finaliser":
+        sweep_finalise_send(job_id=job.pk)
+        return ["finaliser"]
+    written = set(SweepRow.objects.filter(job_id=job.pk).values_list("family", flat=True).distinct())
+    missing = [name for name in job.result.get("families", []) if name not in written]
+    for name in missing:
+        sweep_family_task.apply_async(args=[job.pk, name], **same_queue())
+    return missing
+
+
 @transaction.atomic
 def error_model_activate(*, artifact: ErrorModelArtifact) -> ErrorModelArtifact:
     """Make `artifact` the one active error model (the partial unique index guarantees at most one)."""

@@ -119,6 +119,14 @@ SCALEPLAN_MAX_UPLOAD_BYTES = env.int("SCALEPLAN_MAX_UPLOAD_BYTES", default=100 *
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # --- Celery -----------------------------------------------------------------
+# Explicit limits: a soft limit lets the task mark its job failed cleanly.
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=50 * 60)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=60 * 60)
+# A running job whose worker died is taken over once it started longer ago than the
+# hard limit plus this margin (planner.jobs): by then the first run cannot be alive.
+# The margin covers clock differences between hosts and the time a kill takes.
+SCALEPLAN_STALE_MARGIN = env.int("SCALEPLAN_STALE_MARGIN", default=60)
+
 # Embedded default: no Redis needed; kombu's filesystem transport under DATA_DIR.
 # With REDIS_URL (or CELERY_BROKER_URL) set, Redis is the broker.
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -138,9 +146,20 @@ if CELERY_BROKER_URL == "filesystem://":
         (_fs_broker / _d).mkdir(parents=True, exist_ok=True)
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # Must exceed the longest task's hard limit, or Redis redelivers a task
-        # that is still running (acks_late).
-        "visibility_timeout": 2 * 3600,
+        # acks_late: a delivered message waits in Redis's unacked set until its task
+        # ends. If the whole worker dies (SIGKILL, lost host), Redis hands the message
+        # to another worker once it is this old. It must exceed the longest a live
+        # worker holds a message - a task's hard limit, or a retry's countdown (at
+        # most the limit plus the margin, planner.tasks) - or Redis would redeliver
+        # running tasks; and no more, or a dead worker's task waits for nothing.
+        "visibility_timeout": CELERY_TASK_TIME_LIMIT + 2 * SCALEPLAN_STALE_MARGIN,
+        # Look for such messages every few seconds (kombu's default: every 100 s).
+        "unacked_restore_interval": max(1, min(10, SCALEPLAN_STALE_MARGIN)),
+        "unacked_restore_throttle": 1,
+        # A Redis that accepts connections but never answers (stuck, or behind a dead
+        # proxy) must fail a web request's enqueue in seconds (a 503), not hang it.
+        "socket_connect_timeout": 5,
+        "socket_timeout": 5,
     }
 # The job row is the truth: results are not kept by Celery.
 CELERY_RESULT_BACKEND = None
@@ -154,14 +173,27 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Explicit limits: a soft limit lets the task mark its job failed cleanly.
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=50 * 60)
-CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=60 * 60)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # The queue the web processes send tasks to and workers consume (Celery's default "celery"). Deployments
 # sharing one Redis database each need their own; the browser tests give their server and workers one per session.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# Recovery (planner.recovery): a job whose message may be lost is sent again once
+# untouched this long; beat looks five times per period. Tasks are idempotent, so
+# sending one that was not lost only costs a delivery that does nothing.
+SCALEPLAN_RESEND_AFTER = env.int("SCALEPLAN_RESEND_AFTER", default=5 * 60)
+_recover_every = max(1.0, SCALEPLAN_RESEND_AFTER / 5)
+CELERY_BEAT_SCHEDULE = {
+    "recover-jobs": {
+        "task": "planner.recover_jobs",
+        "schedule": _recover_every,
+        # Not queued up while no worker reads (the next one comes soon enough).
+        "options": {"expires": _recover_every},
+    },
+}
+# Beat keeps no state worth saving (one interval task): the in-memory scheduler,
+# not the default one's shelve file (pickle) in the working directory.
+CELERY_BEAT_SCHEDULER = "celery.beat:Scheduler"
 
 # --- REST framework ----------------------------------------------------------
 REST_FRAMEWORK = {

@@ -20,6 +20,7 @@ from .jobs import (
     seconds_until_stale,
 )
 from .models import Job
+from .recovery import jobs_recover
 from .services_corpus import JobFailure, corpus_import_run, corpus_stats_run
 from .services_plans import plan_run
 from .services_predictions import prediction_run
@@ -75,3 +76,9 @@ def run_job(self, job_id: int):
         log.info("job %s succeeded", job.pk)
     else:
         log.info("job %s finished but was cancelled meanwhile; result dropped", job.pk)
+
+
+@shared_task(name="planner.recover_jobs", acks_late=False)
+def recover_jobs():
+    """Beat's periodic task: send again what lost jobs wait for (planner.recovery)."""
+    jobs_recover()

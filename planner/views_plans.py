@@ -34,8 +34,8 @@ def plan_new(request):
             form.add_error(None, f"Plans cannot be made yet: {NO_MODEL_MESSAGE} (staff: or run "
                                  "`manage.py rebuild_error_model`).")
             status = 409
-        except JobEnqueueError:
-            form.add_error(None, "The task queue is unreachable, so the plan could not be started; try again in a minute.")
+        except JobEnqueueError as exc:
+            form.add_error(None, str(exc))  # nothing was created: the same form, ready to send again
             status = 503
     # Field errors answer 200, as every form here does (Django's convention): a 4xx document is logged as a
     # console error by browsers. Scripts use the API, which answers 400 naming the field.

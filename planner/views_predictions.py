@@ -34,9 +34,8 @@ def prediction_new(request):
             return redirect("job-page", pk=job.pk)
         except PredictionInputError as exc:
             form.add_error(_FORM_FIELD.get(exc.field, exc.field), str(exc))
-        except JobEnqueueError:
-            form.add_error(None, "The task queue is unreachable, so the prediction could not be started; "
-                                 "try again in a minute.")
+        except JobEnqueueError as exc:
+            form.add_error(None, str(exc))  # nothing was created: the same form, ready to send again
             status = 503
     return render(request, "planner/prediction_new.html", {"form": form}, status=status)
 

@@ -5,8 +5,11 @@ Worker tests need Redis (REDIS_URL) and a database another process can open
 (PostgreSQL through DATABASE_URL). Without them they are skipped with the
 reason, except under CI=true, where a missing service is a failure.
 """
+import contextlib
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -134,9 +137,9 @@ def corpus(db):
     return {"tiny": tiny, "other": other, "runs": runs}
 
 
-@pytest.fixture
-def unreachable_broker():
-    """Point the Celery app at a closed port (as when Redis is down), then restore it."""
+@contextlib.contextmanager
+def broker_at(url):
+    """Point this process's Celery app at another broker URL, then back."""
     from planner.celery import app
 
     saved = app.conf.broker_url
@@ -147,10 +150,79 @@ def unreachable_broker():
         app.amqp._producer_pool = None
 
     reset_pools()
-    app.conf.broker_url = "redis://127.0.0.1:1/0"
-    yield
-    reset_pools()
-    app.conf.broker_url = saved
+    app.conf.broker_url = url
+    try:
+        yield
+    finally:
+        reset_pools()
+        app.conf.broker_url = saved
+
+
+@pytest.fixture
+def unreachable_broker():
+    """Point the Celery app at a closed port (as when Redis is down), then restore it."""
+    with broker_at("redis://127.0.0.1:1/0"):
+        yield
+
+
+class ThrowawayRedis:
+    """A redis-server of the test's own (no persistence), to kill and start again; the shared one is never touched."""
+
+    def __init__(self, port, workdir):
+        self.port, self.workdir = port, workdir
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+                return
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"redis-server on port {self.port} did not start")
+                time.sleep(0.05)
+
+    def kill(self):
+        """As if the Redis host died: SIGKILL, its data gone with it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def queue_length(self, queue=None):
+        import redis
+
+        return redis.Redis(port=self.port).llen(queue or TEST_QUEUE)
+
+
+def _free_port(preferred):
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", preferred))
+        except OSError:
+            probe.bind(("127.0.0.1", 0))  # taken (a second run on this machine): any free port
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def throwaway_redis(tmp_path):
+    """A running ThrowawayRedis that this process's Celery app sends to; killed at teardown."""
+    _require(shutil.which("redis-server") is not None, "these tests start their own redis-server (apt install redis-server)")
+    server = ThrowawayRedis(_free_port(6391), tmp_path)
+    server.start()
+    try:
+        with broker_at(server.url):
+            yield server
+    finally:
+        server.kill()
 
 
 # --- real Celery workers ------------------------------------------------------
@@ -194,6 +266,7 @@ def _database_url():
 class WorkerProcess:
     def __init__(self, name, env, logfile):
         self.name = name
+        self.env = env
         self.logfile = logfile
         self._log = open(logfile, "wb")
         cmd = [

@@ -23,6 +23,9 @@ from ..jobs import JobEnqueueError, JobError
 
 log = logging.getLogger(__name__)
 
+# What a 503 for an unreachable task queue suggests (Retry-After): about how long a broker restart takes.
+ENQUEUE_RETRY_AFTER_SECONDS = 30
+
 
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
@@ -65,10 +68,12 @@ def _as_details(detail):
 
 
 def exception_handler(exc, context):
+    retry_after = None
     if isinstance(exc, JobEnqueueError):
-        job_id = exc.job.pk
+        # Nothing was created (planner.jobs), so the client may simply retry.
         exc = ServiceUnavailable(detail=str(exc))
-        exc.extra = {"job_id": job_id}
+        retry_after = ENQUEUE_RETRY_AFTER_SECONDS
+        exc.extra = {"retry_after_seconds": retry_after}
     elif isinstance(exc, JobError):
         exc = Conflict(detail=str(exc))
 
@@ -99,6 +104,8 @@ def exception_handler(exc, context):
         if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
             details["retry_after_seconds"] = exc.wait
     response.data = error_body(code, message, details)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
     return response
 
 

@@ -43,7 +43,7 @@ ERRORS = {code: OpenApiResponse(s.ErrorSerializer, description=why) for code, wh
     413: "Upload too large",
     415: "Unsupported media type",
     429: "Too many requests",
-    503: "Task broker unreachable (the job was created and marked failed)",
+    503: "Task queue unreachable: nothing was created; retry later (Retry-After)",
 }.items()}
 
 

@@ -172,6 +172,6 @@ def test_an_unreachable_broker_answers_503_and_leaves_no_upload_behind(client_fo
                                                                        unreachable_broker):
     response = post(client_for(staff), file=upload())
     assert response.status_code == 503
-    job = Job.objects.get(pk=response.json()["error"]["details"]["job_id"])
-    assert job.status == "failed"
+    assert "import was not started" in response.json()["error"]["message"]
+    assert not Job.objects.exists()
     assert not list(settings.DATA_DIR.rglob("*.csv"))

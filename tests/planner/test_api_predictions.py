@@ -124,12 +124,12 @@ def test_a_missing_file_in_a_multipart_request_gets_400(client_for, owner):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_unreachable_broker_answers_503_and_marks_the_job_failed(client_for, owner, unreachable_broker):
+def test_an_unreachable_broker_answers_503_and_creates_nothing(client_for, owner, unreachable_broker):
     response = client_for(owner).post(URL, body(), format="json")
     assert response.status_code == 503
     error = response.json()["error"]
-    assert error["code"] == "service_unavailable"
-    assert Job.objects.get(pk=error["details"]["job_id"]).status == "failed"
+    assert error["code"] == "service_unavailable" and "prediction was not started" in error["message"]
+    assert not Job.objects.exists()
 
 
 def test_detail_shows_the_result_to_its_owner_only(client_for, owner, stranger, staff):

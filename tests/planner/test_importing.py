@@ -3,6 +3,7 @@ import io
 from pathlib import Path
 
 import pandas as pd
+import psycopg
 import pytest
 from django.conf import settings
 from django.core.management import call_command
@@ -262,3 +263,93 @@ def test_a_bulk_load_keeps_the_run_foreign_key(db, monkeypatch):
                 f"INSERT INTO {Observation._meta.db_table} (run_id, tokens, metric, value, split, dataset, source) "
                 "VALUES (999999999, 1, 'x', 1, '', '', '')"
             )
+
+
+# --- the database connection lost mid-import (a real worker, a real PostgreSQL backend killed) ---------------
+
+APP_NAME = "scaleplan-test-import-fault"
+
+
+def terminate_copy_backend(timeout=60):
+    """pg_terminate_backend on the worker's backend of this test database while it COPYs observations.
+
+    Only backends of the test database under this test's application_name are candidates, never
+    this process's own, so nobody else's connection is touched.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name = %s AND pid <> pg_backend_pid() AND state = 'active' "
+                "AND query ILIKE 'COPY planner_observation%%'", [APP_NAME])
+            if cursor.fetchall():
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"no COPY into planner_observation by {APP_NAME} within {timeout} s")
+
+
+@pytest.mark.worker
+@pytest.mark.slow
+def test_an_import_whose_database_connection_is_killed_writes_nothing_fails_clearly_and_can_be_run_again(
+        celery_workers, settings):
+    import gzip
+    import shutil
+
+    from planner.models import Job
+    from planner.services_corpus import corpus_import_run  # noqa: F401 (the job under test)
+    from planner.tasks import run_job
+    from tests.conftest import _database_url, wait_for_job
+
+    source = settings.SCALEPLAN_SHARED_DIR / "corpus" / "colpret.csv.gz"
+    if not source.is_file():
+        pytest.skip(f"reference corpus not found at {source}")
+    with gzip.open(source, "rt") as f:
+        rows_in_file = sum(1 for _ in f) - 1
+
+    def import_job():
+        upload = settings.DATA_DIR / "uploads" / f"colpret-{Job.objects.count()}.csv.gz"
+        upload.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, upload)  # a copy in the test's own directory: the corpus is never changed
+        return Job.objects.create(kind=Job.Kind.CORPUS_IMPORT, input={"path": str(upload), "filename": "colpret.csv.gz",
+                                                                       "size": upload.stat().st_size})
+
+    worker = celery_workers("worker1", DATABASE_URL=f"{_database_url()}?application_name={APP_NAME}")
+    first = import_job()
+    run_job.apply_async(args=[first.pk])
+    terminate_copy_backend()
+    first = wait_for_job(first.pk, timeout=60)
+
+    assert first.status == "failed", (first.status, worker.log())
+    assert first.error.startswith("The database connection was lost during the import"), first.error + worker.log()
+    assert "nothing of this file was written" in first.error and "Upload it again" in first.error
+    assert (Family.objects.count(), Run.objects.count(), Observation.objects.count()) == (0, 0, 0)
+
+    again = import_job()
+    run_job.apply_async(args=[again.pk])
+    again = wait_for_job(again.pk, timeout=120)
+    assert again.status == "succeeded", (again.error, worker.log())
+    report = again.result["import"]
+    assert report["rows_read"] == rows_in_file
+    assert Observation.objects.count() == report["rows_inserted"] == rows_in_file - report["rows_unchanged"]
+    assert Family.objects.count() == len(report["families"]) > 30
+
+
+@pytest.mark.parametrize(("error", "lost"), [
+    (psycopg.OperationalError("server closed the connection unexpectedly"), True),  # no SQLSTATE: the socket
+    (psycopg.errors.AdminShutdown("terminating connection due to administrator command"), True),  # 57P01
+    (psycopg.errors.ConnectionFailure("connection failure"), True),  # class 08
+    (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"), False),  # 57014
+    (psycopg.errors.LockNotAvailable("could not obtain lock"), False),  # 55P03
+])
+def test_only_a_lost_connection_is_reported_as_one(error, lost):
+    from django.db import OperationalError
+
+    from planner.importing import _is_connection_loss
+
+    assert _is_connection_loss(error) is lost
+    wrapped = OperationalError(str(error))
+    wrapped.__cause__ = error  # as Django's wrap_database_errors raises it
+    assert _is_connection_loss(wrapped) is lost

@@ -19,6 +19,7 @@ from planner.jobs import (
     stale_before,
 )
 from planner.models import Job
+from tests.planner.test_plans import error_model  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -41,13 +42,13 @@ def test_it_rejects_an_unknown_kind_and_saves_nothing():
     assert not Job.objects.exists()
 
 
-def test_an_unreachable_broker_fails_the_job_with_a_clear_error(unreachable_broker, django_capture_on_commit_callbacks):
-    with pytest.raises(JobEnqueueError, match="could not reach the task broker"):
+def test_an_unreachable_broker_creates_nothing_and_says_so(unreachable_broker, django_capture_on_commit_callbacks):
+    with pytest.raises(JobEnqueueError, match="task queue is unreachable, so the statistics refresh was not started "
+                                              "and nothing was saved") as err:
         with django_capture_on_commit_callbacks(execute=True):
             job_create(kind=Job.Kind.CORPUS_STATS, input={})
-    job = Job.objects.get()
-    assert job.status == "failed"
-    assert "task broker is unreachable" in job.error and job.finished_at is not None
+    assert not Job.objects.exists()
+    assert err.value.kind == "corpus_stats" and "127.0.0.1:1" not in str(err.value)  # internal hosts stay in the log
 
 
 def test_claim_takes_a_queued_job_once():
@@ -175,3 +176,105 @@ def test_progress_inside_a_transaction_is_visible_and_notices_cancellation():
         assert seen_outside == [(0.3, "reading")]
     job.refresh_from_db()
     assert job.status == "cancelled"
+
+
+# --- a real Redis that dies -----------------------------------------------------------
+# The service's own redis-server is killed outright (tests/conftest.py ThrowawayRedis):
+# every way a user creates a job answers 503, creates nothing and works again once Redis is back.
+
+
+def post_one_of_each_kind(client_for, owner, staff, sweep_families=None):
+    """A plan, a prediction, an import and a sweep through the API: {kind: response}."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.conftest import SMALL_CORPUS
+    from tests.planner.test_api_predictions import body as prediction_body
+    from tests.planner.test_plans import REQUEST as PLAN_REQUEST
+
+    user, admin = client_for(owner), client_for(staff)
+    return {
+        "plan": user.post("/api/v1/plans/", PLAN_REQUEST, format="json"),
+        "prediction": user.post("/api/v1/predictions/", prediction_body(), format="json"),
+        "import": admin.post("/api/v1/imports/", {"file": SimpleUploadedFile("c.csv", SMALL_CORPUS.encode())},
+                             format="multipart"),
+        "error-model rebuild": admin.post("/api/v1/sweeps/", {"families": sweep_families} if sweep_families else {},
+                                          format="json"),
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_down_every_job_kind_answers_503_creates_nothing_and_works_once_redis_is_back(
+        client_for, owner, staff, error_model, throwaway_redis, settings):
+    uploads = settings.DATA_DIR / "uploads"
+
+    def files():
+        return sorted(uploads.rglob("*")) if uploads.exists() else []
+
+    up = post_one_of_each_kind(client_for, owner, staff)
+    assert {kind: r.status_code for kind, r in up.items()} == dict.fromkeys(up, 202)
+    assert throwaway_redis.queue_length() == 4
+    jobs_before, files_before = set(Job.objects.values_list("pk", flat=True)), files()
+
+    throwaway_redis.kill()
+    down = post_one_of_each_kind(client_for, owner, staff)
+    for noun, response in down.items():
+        assert response.status_code == 503, (noun, response.content)
+        assert response["Retry-After"] == "30"
+        assert response.json() == {"error": {
+            "code": "service_unavailable", "details": {"retry_after_seconds": 30},
+            "message": f"The task queue is unreachable, so the {noun} was not started and nothing was saved; "
+                       "try again in a minute."}}
+    assert set(Job.objects.values_list("pk", flat=True)) == jobs_before  # nothing created, nothing left queued
+    assert files() == files_before  # the upload that could not be queued is gone
+
+    throwaway_redis.start()  # the same address, empty: the web process reconnects by itself
+    again = post_one_of_each_kind(client_for, owner, staff)
+    assert {kind: r.status_code for kind, r in again.items()} == dict.fromkeys(again, 202)
+    assert throwaway_redis.queue_length() == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_redis_down_the_forms_answer_503_with_the_reason_on_the_page_and_create_nothing(
+        client, owner, staff, error_model, throwaway_redis):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.conftest import SMALL_CORPUS
+    from tests.planner.test_views_plans import FORM as PLAN_FORM
+    from tests.planner.test_views_predictions import form as prediction_form
+
+    throwaway_redis.kill()
+    client.force_login(owner)
+    pages = {
+        "plan": client.post("/plans/new", PLAN_FORM),
+        "prediction": client.post("/predictions/new", prediction_form()),
+    }
+    client.force_login(staff)
+    pages["import"] = client.post("/admin/planner/job/import/", {"file": SimpleUploadedFile("c.csv", SMALL_CORPUS.encode())})
+    for noun, response in pages.items():
+        assert response.status_code == 503, (noun, response.status_code)
+        html = response.content.decode()
+        assert f"The task queue is unreachable, so the {noun} was not started and nothing was saved" in html
+        assert 'name="csrfmiddlewaretoken"' in html  # the form again, ready to send once Redis is back
+    assert not Job.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redis_that_accepts_connections_but_never_answers_gets_a_503_within_seconds(client_for, owner, settings):
+    import socket
+    import time
+
+    from tests.conftest import _require, broker_at
+
+    # The timeouts under test are the Redis broker's settings (planner/settings.py).
+    _require(settings.CELERY_BROKER_URL.startswith("redis"), "needs the Redis broker settings: set REDIS_URL")
+
+    with socket.socket() as silent:  # the kernel completes the handshake; nobody ever reads or replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        with broker_at(f"redis://127.0.0.1:{silent.getsockname()[1]}/0"):
+            started = time.monotonic()
+            response = client_for(owner).post("/api/v1/stats/refresh/", {}, format="json")
+            took = time.monotonic() - started
+    assert response.status_code == 503 and response.json()["error"]["code"] == "service_unavailable"
+    assert took < 20, took  # the broker's socket timeout (5 s), not gunicorn's 120 s or forever
+    assert not Job.objects.exists()

@@ -5,6 +5,8 @@ small real corpus families. Then real workers over Redis run a whole sweep job.
 """
 import functools
 
+import numpy as np
+
 import pytest
 from django.conf import settings
 from django.core.management import call_command
@@ -286,3 +288,63 @@ def test_a_sweep_resumes_after_its_worker_process_dies_without_duplicating_rows(
     assert rows.values("family").distinct().count() == 3
     assert rows.count() == len(set(rows.values_list("family", "design_key")))
     assert job.result["laws"] == rows.count()
+
+
+def killpg(worker):
+    """SIGKILL the whole worker: its main process and its pool, with no chance to requeue anything."""
+    import os
+    import signal
+
+    os.killpg(worker.proc.pid, signal.SIGKILL)
+    worker.proc.wait(timeout=10)
+
+
+# Short limits for these workers, so that "long enough ago to be dead" is seconds, not the
+# production hour: Redis hands a dead worker's message on after limit + 2 * margin = 24 s.
+SHORT_LIMITS = {"CELERY_TASK_SOFT_TIME_LIMIT": "15", "CELERY_TASK_TIME_LIMIT": "20", "SCALEPLAN_STALE_MARGIN": "2"}
+
+
+@pytest.mark.worker
+@pytest.mark.slow
+def test_a_sweep_whose_whole_worker_is_killed_completes_on_a_new_worker_with_every_row_once(celery_workers):
+    import time
+
+    from fits.sweep import sweep_family
+    from planner.services_sweeps import design_key, sweep_enqueue
+
+    import_small_families()
+    # What an undisturbed sweep writes: every design of every family, with its ARE.
+    expected = {}
+    for family in SMALL_FAMILIES:
+        for row in sweep_family(primary_frame(families=[family])):
+            expected[(family, design_key(row["design"]))] = row["are"]
+
+    first = celery_workers("worker1", **SHORT_LIMITS)
+    job = sweep_enqueue(families=list(SMALL_FAMILIES))
+    # Kill it while a family task is in flight: the runner has dispatched, no family is written yet.
+    deadline = time.monotonic() + 30
+    while "planner.sweep_family[" not in first.log():
+        assert time.monotonic() < deadline, first.log()
+        time.sleep(0.05)
+    time.sleep(0.3)
+    killpg(first)
+    job.refresh_from_db()
+    assert job.status == "running" and job.result["stage"] == "sweeping"
+    assert services_sweeps.families_done(job_id=job.pk) < len(SMALL_FAMILIES)
+    killed_at = time.monotonic()
+
+    second = celery_workers("worker2", **SHORT_LIMITS)
+    job = wait_for_job(job.pk, timeout=90)
+    recovery = time.monotonic() - killed_at
+
+    assert job.status == "succeeded", job.error + second.log()
+    rows = list(SweepRow.objects.filter(job=job).values_list("family", "design_key", "are"))
+    assert len(rows) == len({(f, k) for f, k, _ in rows})  # no duplicates
+    assert {(f, k) for f, k, _ in rows} == set(expected)  # none missing, none extra
+    for family, key, value in rows:
+        want = expected[(family, key)]
+        assert (value is None and not np.isfinite(want)) or value == pytest.approx(want, rel=1e-9), (family, key)
+    assert job.result["laws"] == len(expected)
+    assert error_model_active().sweep_job_id == job.pk
+    # The dead worker's family came back after Redis's visibility timeout, not the production hour.
+    assert recovery < 60, recovery

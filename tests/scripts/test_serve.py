@@ -86,6 +86,7 @@ def test_it_serves_the_corpus_runs_jobs_and_stops_both_processes_on_term(tmp_pat
         assert status == 200, output
         assert "loading the reference corpus" in output
         assert f"serving on http://127.0.0.1:{port}/" in output
+        wait_until(lambda: "beat: Starting..." in (tmp_path / "serve.log").read_text(), 30, "beat in the worker")
         assert '<span class="n">2</span> <span class="label">families' in page
         assert '<span class="n">5</span> <span class="label">observations' in page
 

@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from fits.canonical import CorpusValidationError, read_families
-from planner.importing import import_canonical
+from planner.importing import ImportInterrupted, import_canonical
 from planner.stats import families_refresh_after_import
 
 
@@ -34,8 +34,8 @@ class Command(BaseCommand):
             family_table = read_families(families) if families else None
             report = import_canonical(file, families=family_table, skip_invalid=skip_invalid, replace=replace,
                                       progress=self._progress if options["verbosity"] > 1 else None)
-        except CorpusValidationError as exc:
-            raise CommandError(str(exc)) from exc
+        except (CorpusValidationError, ImportInterrupted) as exc:
+            raise CommandError(str(exc).replace("Upload it again", "Run the command again")) from exc
         for problem in report.problems:
             self.stdout.write(f"skipped: {problem}")
         families_refresh_after_import(report=report)

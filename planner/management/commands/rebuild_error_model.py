@@ -1,7 +1,7 @@
 """manage.py rebuild_error_model [--family NAME ...] [--sync]: sweep the corpus and fit a new error model."""
 from django.core.management.base import BaseCommand, CommandError
 
-from planner.jobs import job_claim, job_fail
+from planner.jobs import JobEnqueueError, job_claim, job_fail
 from planner.models import Family, Job
 from planner.services_corpus import JobFailure
 from planner.services_sweeps import (
@@ -33,7 +33,10 @@ class Command(BaseCommand):
             if unknown:
                 raise CommandError(f"unknown families: {', '.join(unknown)}")
         if not sync:
-            job = sweep_enqueue(families=families)
+            try:
+                job = sweep_enqueue(families=families)
+            except JobEnqueueError as exc:
+                raise CommandError(f"{exc} (or use --sync)") from exc
             self.stdout.write(f"queued sweep job {job.pk}; follow it at /api/v1/sweeps/{job.pk}/")
             return
         # The job row is created without sending a task, and this process does every stage.

@@ -1,6 +1,7 @@
 """manage.py refresh_stats [--family NAME ...] [--async]: recompute family summary statistics."""
 from django.core.management.base import BaseCommand, CommandError
 
+from planner.jobs import JobEnqueueError
 from planner.models import Family
 from planner.services_corpus import corpus_stats_enqueue
 from planner.stats import families_refresh_stats
@@ -21,7 +22,10 @@ class Command(BaseCommand):
             if unknown:
                 raise CommandError(f"unknown families: {', '.join(unknown)}")
         if enqueue:
-            job = corpus_stats_enqueue(family_names=families)
+            try:
+                job = corpus_stats_enqueue(family_names=families)
+            except JobEnqueueError as exc:
+                raise CommandError(f"{exc} (or run without --async)") from exc
             self.stdout.write(f"queued job {job.pk} ({job.status})")
             return
         ids = None if not families else Family.objects.filter(name__in=families).values_list("pk", flat=True)
