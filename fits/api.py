@@ -70,7 +70,7 @@ def prepare_train(train: pd.DataFrame) -> pd.DataFrame:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise FitInputError(f"train column 'run_tokens' is the run's final tokens and cannot be below the "
-                                f"checkpoint's tokens; row {i} has {given[i]!r} < {out['tokens'].iloc[i]!r}")
+                                f"checkpoint's tokens; row {i} has {float(given[i])!r} < {float(out['tokens'].iloc[i])!r}")
         last = np.where(np.isfinite(given), given, last)
     out["run_tokens"] = last
     return out

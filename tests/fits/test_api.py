@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 import fits
+from fits.api import choose_form, prepare_train, target_run_tokens
 from fits.backtest import split_target
 
 # (family, what shape it stands for)
@@ -102,3 +103,49 @@ def test_final_losses_at_one_token_count_get_a_size_only_law():
 def test_one_final_loss_predicts_that_loss():
     train = pd.DataFrame({"model": ["a"], "params": [1e8], "tokens": [2e10], "value": [3.2]})
     assert fits.predict_loss(train, [1e9], [2e10])[0] == pytest.approx(3.2, rel=1e-6)
+
+
+def _curves(lengths, epochs_end=None, rise=0.0):
+    """Three sizes logging curves; runs of the given lengths (tokens), optionally repeating and overfitting."""
+    rows = []
+    for n, run in zip((1e8, 3e8, 1e9), lengths):
+        d = run * np.geomspace(0.1, 1.0, 12)
+        value = 1.8 + 400 / n**0.34 + 410 / d**0.28
+        epochs = np.nan if epochs_end is None else epochs_end * d / run
+        if rise:
+            value = value + rise * np.maximum(d / run - 0.5, 0)
+        rows.append(pd.DataFrame({"model": f"m{n:.0e}", "params": n, "tokens": d, "value": value, "epochs": epochs}))
+    return prepare_train(pd.concat(rows, ignore_index=True))
+
+
+def test_curves_of_runs_of_different_lengths_get_the_schedule_term():
+    assert choose_form(_curves([2e9, 6e9, 2e10])).name == "chinchilla+schedule"
+    # All runs equally long: a checkpoint's share of its run is a function of its tokens, so no term.
+    assert choose_form(_curves([1e10, 1e10, 1e10])).name == "chinchilla"
+
+
+def test_repeated_data_whose_loss_rises_gets_the_overfitting_term():
+    assert choose_form(_curves([2e9, 6e9, 2e10], epochs_end=20)).name == "data-constrained+schedule"
+    rising = _curves([2e9, 6e9, 2e10], epochs_end=20, rise=0.3)
+    assert choose_form(rising).name == "data-constrained+schedule+overfit"
+    # The same rise without repetition is noise or a bad run, not overfitting.
+    assert not choose_form(_curves([2e9, 6e9, 2e10], rise=0.3)).overfit
+
+
+def test_targets_of_one_size_are_checkpoints_of_one_run_ending_at_the_largest():
+    np.testing.assert_array_equal(target_run_tokens([1e9, 1e9, 2e9], [1e10, 3e10, 5e9]), [3e10, 3e10, 5e9])
+    train = _curves([2e9, 6e9, 2e10])
+    mid_run = fits.predict_loss(train, [3e9, 3e9], [3e10, 6e10])[0]
+    run_end = fits.predict_loss(train, [3e9], [3e10])[0]
+    # Half-way through a 6e10 run the learning rate has not decayed: higher than a run ending at 3e10.
+    assert mid_run > run_end
+    assert fits.predict_loss(train, [3e9], [3e10], target_run_tokens=[6e10])[0] == pytest.approx(mid_run)
+    with pytest.raises(fits.FitInputError, match="target_run_tokens must be finite and at least"):
+        fits.predict_loss(train, [3e9], [3e10], target_run_tokens=[1e10])
+
+
+def test_a_run_tokens_column_says_how_long_runs_in_progress_will_be():
+    train = GOOD.assign(run_tokens=[8e9, 8e9, 8e9, 8e9])
+    assert prepare_train(train)["run_tokens"].tolist() == [8e9] * 4
+    with pytest.raises(fits.FitInputError, match=r"'run_tokens' .* row 1 has 2000000000\.0 < 4000000000\.0"):
+        prepare_train(GOOD.assign(run_tokens=[8e9, 2e9, 8e9, 8e9]))

@@ -4,8 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from fits.fitting import RESULT_VERSION, FitInputError, fit_law
-from fits.laws import DATA_CONSTRAINED, TOKENS_ONLY, effective_tokens
+import pandas as pd
+
+from fits.fitting import DEFAULT_PRIOR, RESULT_VERSION, FitInputError, FitResult, effective_observations, fit_law
+from fits.laws import CHINCHILLA, DATA_CONSTRAINED, TOKENS_ONLY, effective_tokens, overfit_feature, schedule_remaining
 
 from .conftest import TRUTH, synthetic_family, true_loss
 
@@ -171,3 +173,119 @@ def test_to_dict_is_json_serialisable_and_versioned():
     assert set(out["stderr"]) == set(out["params"])
     assert out["stats"]["n_points"] == len(GOOD) and out["stats"]["n_sizes"] == 5
     assert out["seconds"] > 0 and out["nfev"] > 0
+
+
+# --- the exponent posterior -------------------------------------------------------
+
+
+def test_with_a_prior_predictions_average_the_exponent_grid_and_recover_the_truth():
+    frame = synthetic_family(seed=12)
+    result = _fit(frame, prior=DEFAULT_PRIOR, runs=frame["model"], delta=3e-3)
+    post = result.stats["posterior"]
+    assert post["components"] > 1 and sum(result.mixture["weight"]) == pytest.approx(1.0)
+    # Five sizes and 30 checkpoints each pin the exponents down: the prior does not move them.
+    assert post["alpha_mean"] == pytest.approx(TRUTH["alpha"], abs=0.05)
+    assert post["beta_mean"] == pytest.approx(TRUTH["beta"], abs=0.05)
+    assert result.predict(FAR_N, FAR_D) == pytest.approx(true_loss(FAR_N, FAR_D), rel=0.01)
+
+
+def test_data_far_from_the_prior_keep_their_own_exponents():
+    truth = {**TRUTH, "alpha": 0.8, "A": 4e6}
+    frame = synthetic_family(seed=13, truth=truth)
+    result = _fit(frame, prior=DEFAULT_PRIOR, runs=frame["model"], delta=3e-3)
+    assert result.stats["posterior"]["alpha_mean"] == pytest.approx(0.8, abs=0.08)
+    assert result.predict(FAR_N, FAR_D) == pytest.approx(true_loss(FAR_N, FAR_D, truth), rel=0.01)
+
+
+def test_two_sizes_cannot_tell_alpha_so_it_is_borrowed_from_the_prior():
+    frame = synthetic_family(seed=14, sizes=np.array([2e8, 4e8]))
+    free = _fit(frame, delta=3e-3)
+    borrowed = _fit(frame, prior=DEFAULT_PRIOR, runs=frame["model"], delta=3e-3)
+    post = borrowed.stats["posterior"]
+    # The data fit every alpha equally well: the posterior is the prior's (wide, centred on 0.34) ...
+    assert 0.25 < post["alpha_mean"] < 0.5 and post["alpha_sd_log"] > 0.5
+    # ... while beta, which each run's curve measures, stays pinned down.
+    assert post["beta_mean"] == pytest.approx(TRUTH["beta"], abs=0.05) and post["beta_sd_log"] < 0.1
+    # Reported: the prior's mode, not wherever the flat valley of the plain fit ended.
+    assert borrowed.params["alpha"] == pytest.approx(DEFAULT_PRIOR.alpha, rel=0.05)
+    assert free.params["alpha"] != pytest.approx(DEFAULT_PRIOR.alpha, rel=0.05)
+
+
+def test_effective_observations_count_runs_not_checkpoints():
+    w = np.ones(100)
+    runs = np.repeat(np.arange(4), 25)
+    # 4 equal runs of 25 checkpoints: 4 runs x at most 10 observations each.
+    assert effective_observations(w, runs, points_per_run=10) == pytest.approx(40.0)
+    # One run carrying nearly all the weight counts as about one run.
+    lopsided = np.where(runs == 0, 100.0, 1.0)
+    assert effective_observations(lopsided, runs, points_per_run=10) < 12.0
+    assert effective_observations(w, None, points_per_run=10) == pytest.approx(100.0)
+
+
+# --- the schedule and overfitting terms ---------------------------------------------
+
+
+SCHEDULE_C = 0.12
+
+
+def scheduled_family(seed, sizes=np.geomspace(5e7, 8e8, 5), noise=0.003):
+    """Runs of 20 tokens per parameter, checkpoints along each, a cosine schedule's excess loss on top."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for n in sizes:
+        run = 20 * n
+        d = run * np.geomspace(0.1, 1.0, 30)
+        loss = true_loss(n, d) + SCHEDULE_C * schedule_remaining(d, run)
+        parts.append(pd.DataFrame({"model": f"m{n:.3g}", "params": n, "tokens": d, "run_tokens": run,
+                                   "value": loss * np.exp(rng.normal(0, noise, d.size))}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_the_schedule_term_separates_a_runs_own_curve_from_the_law():
+    frame = scheduled_family(seed=15)
+    form = CHINCHILLA.with_terms(schedule=True)
+    result = _fit(frame, form=form, run_tokens=frame["run_tokens"], delta=3e-3)
+    plain = _fit(frame, delta=3e-3)
+    assert result.form.name == "chinchilla+schedule"
+    assert result.params["C_schedule"] == pytest.approx(SCHEDULE_C, rel=0.25)
+    # A bigger run's final loss, and a checkpoint half-way through it.
+    n, run = 4e9, 8e10
+    assert result.predict(n, run, run_tokens=run) == pytest.approx(true_loss(n, run), rel=0.01)
+    half = true_loss(n, run / 2) + SCHEDULE_C * 0.5
+    assert result.predict(n, run / 2, run_tokens=run) == pytest.approx(half, rel=0.01)
+    # Blind to the schedule, the law has a checkpoint half-way through a run where a run ending there would be.
+    assert abs(plain.predict(n, run / 2) / half - 1) > 5 * abs(result.predict(n, run / 2, run_tokens=run) / half - 1)
+
+
+def test_the_overfitting_term_follows_a_loss_that_rises_with_repetition():
+    rng = np.random.default_rng(16)
+    sizes = np.array([1e8, 2e8, 4e8])
+    unique = 0.5 * sizes  # each size repeats its own small dataset
+    rows = []
+    for n, u in zip(sizes, unique):
+        d = np.geomspace(u, 40 * u, 40)
+        epochs = d / u
+        rise = 0.02 * overfit_feature(n, d, epochs, (1.0, 0.0), 1.0)
+        value = true_loss(n, effective_tokens(d, epochs)) + rise
+        rows.append(pd.DataFrame({"params": n, "tokens": d, "epochs": epochs,
+                                  "value": value * np.exp(rng.normal(0, 0.002, d.size))}))
+    frame = pd.concat(rows, ignore_index=True)
+    form = DATA_CONSTRAINED.with_terms(overfit=True)
+    result = _fit(frame, form=form, epochs=frame["epochs"], delta=3e-3)
+    assert result.overfit_shape == (1.0, 0.0)
+    n, u = 8e8, 4e8
+    d = np.array([10 * u, 40 * u])
+    truth = true_loss(n, effective_tokens(d, d / u)) + 0.02 * (d / u - 1)
+    assert result.predict(n, d, epochs=d / u) == pytest.approx(truth, rel=0.01)
+    assert truth[1] > truth[0]  # the law predicts the rise, which a decreasing law cannot
+
+
+def test_a_stored_result_predicts_the_same_after_a_round_trip():
+    frame = scheduled_family(seed=17)
+    result = _fit(frame, form=CHINCHILLA.with_terms(schedule=True), run_tokens=frame["run_tokens"],
+                  prior=DEFAULT_PRIOR, runs=frame["model"], delta=3e-3)
+    again = FitResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    n, d, run = np.array([2e9, 2e9]), np.array([2e10, 4e10]), np.array([4e10, 4e10])
+    assert again.form == result.form and again.prior == result.prior
+    np.testing.assert_allclose(again.predict(n, d, run_tokens=run), result.predict(n, d, run_tokens=run), rtol=1e-12)
+    assert again.params == result.params
