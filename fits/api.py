@@ -84,13 +84,17 @@ def _targets(target_params, target_tokens):
     return n.astype(float), d.astype(float)
 
 
-def choose_form(selected: pd.DataFrame) -> LawForm:
+TERMS = ("schedule", "overfit")
+
+
+def choose_form(selected: pd.DataFrame, terms=TERMS) -> LawForm:
     """The law the data supports.
 
     A size term needs >= 2 sizes and a token term >= 2 token counts (a sweep of
     final losses at one budget has one); repeated data asks for effective
     tokens, and overfitting seen in the curves for the overfitting term; curves
     (runs with several checkpoints before their end) for the schedule term.
+    ``terms`` limits the optional terms considered (for comparisons).
     """
     sizes, token_counts = selected["params"].nunique(), selected["tokens"].nunique()
     if sizes < 2:
@@ -102,8 +106,8 @@ def choose_form(selected: pd.DataFrame) -> LawForm:
         base = DATA_CONSTRAINED if np.any(np.isfinite(epochs) & (epochs > 1.0)) else CHINCHILLA
     if not base.data_term:
         return base
-    return base.with_terms(schedule=has_curves(selected),
-                           overfit=base.data_constrained and shows_overfitting(selected))
+    return base.with_terms(schedule="schedule" in terms and has_curves(selected),
+                           overfit="overfit" in terms and base.data_constrained and shows_overfitting(selected))
 
 
 def has_curves(selected: pd.DataFrame) -> bool:
@@ -121,8 +125,11 @@ def has_curves(selected: pd.DataFrame) -> bool:
     run_tokens = selected["run_tokens"] if "run_tokens" in selected.columns else selected.groupby(keys)[
         "tokens"].transform("max")
     lengths = run_tokens.groupby(keys).first()
+    share = selected["tokens"] / run_tokens
+    # The term is measured by how the loss falls as the learning rate decays: some run must be seen past
+    # half its length (a run seen to 10% of it has its whole decay ahead, and the term would be a guess).
     return bool(lengths.max() >= SCHEDULE_MIN_LENGTH_RATIO * lengths.min()
-                and (selected["tokens"] < 0.99 * run_tokens).any())
+                and (share < 0.99).any() and (share >= 0.5).any())
 
 
 def shows_overfitting(selected: pd.DataFrame) -> bool:
@@ -142,6 +149,7 @@ def fit_train(
     policy: CheckpointPolicy = DEFAULT_POLICY,
     form: LawForm | str | None = None,
     delta: float = DEFAULT_DELTA,
+    terms=TERMS,
     **kwargs,
 ) -> tuple[FitResult, pd.DataFrame]:
     """Select checkpoints with ``policy`` and fit; returns the result and the rows used (with weights)."""
@@ -149,7 +157,7 @@ def fit_train(
     selected = policy.select(frame)
     if selected.empty:
         raise FitInputError(f"checkpoint policy {policy.name!r} kept no rows")
-    chosen = choose_form(selected) if form is None else form
+    chosen = choose_form(selected, terms) if form is None else form
     kwargs.setdefault("prior", DEFAULT_PRIOR)
     result = fit_law(
         selected["params"], selected["tokens"], selected["value"], form=chosen, epochs=selected["epochs"],

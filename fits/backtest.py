@@ -76,10 +76,11 @@ def eligible_families(frame: pd.DataFrame, min_sizes: int = MIN_SIZES) -> list[s
     return sorted(sizes[sizes >= min_sizes].index)
 
 
-def backtest_family(frame: pd.DataFrame, predictor: Predictor) -> BacktestRow:
+def backtest_family(frame: pd.DataFrame, predictor: Predictor,
+                    target_fraction: float = TARGET_FRACTION) -> BacktestRow:
     """Score ``predictor(train, target_params, target_tokens, target_epochs)`` on one family."""
     family = str(frame["family"].iloc[0])
-    train, target = split_target(frame)
+    train, target = split_target(frame, target_fraction)
     y = target["value"].to_numpy()
     started = time.perf_counter()
     error = ""
@@ -107,10 +108,16 @@ def backtest_family(frame: pd.DataFrame, predictor: Predictor) -> BacktestRow:
     )
 
 
-def backtest(frame: pd.DataFrame, predictor: Predictor, families=None) -> pd.DataFrame:
-    """The protocol over every eligible family; one row per family."""
+def backtest(frame: pd.DataFrame, predictor: Predictor, families=None,
+             target_fraction: float = TARGET_FRACTION) -> pd.DataFrame:
+    """The protocol over every eligible family; one row per family.
+
+    ``target_fraction``: the target checkpoints are those with at least this
+    share of the largest size's final tokens (0.7: the last 30% of training, the
+    issue's protocol; 0.3 scores the whole second part of training as well).
+    """
     names = families if families is not None else eligible_families(frame)
-    rows = [backtest_family(frame[frame["family"] == f], predictor).to_dict() for f in names]
+    rows = [backtest_family(frame[frame["family"] == f], predictor, target_fraction).to_dict() for f in names]
     return pd.DataFrame(rows)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .api import fit_train, make_predictor, target_run_tokens
-from .backtest import are, backtest, split_target, summarise
+from .backtest import TARGET_FRACTION, are, backtest, split_target, summarise
 from .canonical import CorpusValidationError, read_canonical, read_families
 from .data import primary_observations
 from .fitting import FitInputError
@@ -127,8 +127,19 @@ def pct(x) -> str:
 # backtest
 
 
-def run_backtest(frame: pd.DataFrame, policy_name: str) -> tuple[pd.DataFrame, dict]:
-    table = backtest(frame, make_predictor(POLICIES[policy_name]))
+# The method's choices beyond the checkpoint policy, each undone on its own (backtest --compare-policies).
+METHOD_VARIANTS = {
+    "no-prior": {"prior": None},  # the single robust fit: no exponent posterior
+    "no-schedule": {"terms": ("overfit",)},
+    "no-overfit": {"terms": ("schedule",)},
+    "huber-1e-3": {"delta": 1e-3},
+    "least-squares": {"loss": "ls"},
+}
+
+
+def run_backtest(frame: pd.DataFrame, policy_name: str, target_fraction: float = TARGET_FRACTION,
+                 **fit_kwargs) -> tuple[pd.DataFrame, dict]:
+    table = backtest(frame, make_predictor(POLICIES[policy_name], **fit_kwargs), target_fraction=target_fraction)
     if table.empty:
         raise CliError("no family has at least 3 distinct sizes: nothing to backtest")
     return table, summarise(table)
@@ -152,9 +163,11 @@ def cmd_backtest(args) -> int:
     frame = load_frame(args.corpus, args.families)
     if args.compare_policies:
         results = {}
-        names = ["default"] + [n for n in POLICIES if n != "default"]  # the reference first
-        for name in names:
-            table, summary = run_backtest(frame, name)
+        # The reference first, then each policy and each method choice undone on its own.
+        variants = [(n, n, {}) for n in ["default"] + [n for n in POLICIES if n != "default"]]
+        variants += [(n, "default", kw) for n, kw in METHOD_VARIANTS.items()]
+        for name, policy, fit_kwargs in variants:
+            table, summary = run_backtest(frame, policy, args.target_fraction, **fit_kwargs)
             results[name] = {"summary": summary, "rows": table.to_dict(orient="records")}
             print(summary_line(name, summary, results["default"]["summary"]), flush=True)
         base = results["default"]["summary"]
@@ -167,8 +180,9 @@ def cmd_backtest(args) -> int:
             write_json(args.json, {"version": OUTPUT_VERSION, "policies": results})
         return 0
 
-    table, summary = run_backtest(frame, args.policy)
-    print(f"policy {args.policy}: {POLICIES[args.policy].to_dict()}")
+    table, summary = run_backtest(frame, args.policy, args.target_fraction)
+    print(f"policy {args.policy}: {POLICIES[args.policy].to_dict()}; target: tokens >= {args.target_fraction:g} x "
+          "the largest size's final tokens")
     header = f"{'family':<32} {'sizes':>5} {'scale_up':>8} {'ARE law':>8} {'best-loss':>9} {'most-comp':>9} {'s':>6}"
     print(header)
     print("-" * len(header))
@@ -322,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--policy", choices=sorted(POLICIES), default="default", help="checkpoint policy")
     p.add_argument("--compare-policies", action="store_true", help="one summary line per checkpoint policy")
+    p.add_argument("--target-fraction", type=fraction, default=TARGET_FRACTION,
+                   help="score target checkpoints with at least this share of the largest size's final tokens "
+                        f"(default {TARGET_FRACTION}: the last 30%% of training)")
     p.add_argument("--json", type=Path, help="write {version, summary, rows} here")
     p.set_defaults(func=cmd_backtest)
 

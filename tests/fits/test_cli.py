@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fits.canonical import CANONICAL_COLUMNS
-from fits.cli import main
+from fits.cli import METHOD_VARIANTS, main
 from fits.policy import POLICIES
 
 from .conftest import write_corpus_slice
@@ -55,8 +55,13 @@ def test_backtest_prints_the_table_and_summary_and_writes_json(corpus_slice, tmp
 def test_backtest_compare_policies_prints_one_line_per_policy(corpus_slice, capsys):
     assert main(["backtest", str(corpus_slice), "--compare-policies"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    for name in POLICIES:
+    for name in [*POLICIES, *METHOD_VARIANTS]:
         assert any(line.startswith(name + " ") and "median" in line for line in lines), name
+
+
+def test_backtest_scores_a_chosen_share_of_the_targets_training(corpus_slice, capsys):
+    assert main(["backtest", str(corpus_slice), "--target-fraction", "0.3"]) == 0
+    assert "tokens >= 0.3 x the largest size's final tokens" in capsys.readouterr().out
 
 
 def test_sweep_shows_progress_and_writes_json_and_csv(corpus_slice, tmp_path):
