@@ -1,5 +1,5 @@
 """scaleplan's scaling-law engine: a pure library (numpy, scipy, pandas; never Django)."""
 from .api import predict_interval, predict_loss
-from .fitting import FitInputError, FitResult, fit_law
+from .fitting import DEFAULT_PRIOR, ExponentPrior, FitInputError, FitResult, fit_law
 
-__all__ = ["FitInputError", "FitResult", "fit_law", "predict_interval", "predict_loss"]
+__all__ = ["DEFAULT_PRIOR", "ExponentPrior", "FitInputError", "FitResult", "fit_law", "predict_interval", "predict_loss"]

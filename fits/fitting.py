@@ -79,6 +79,7 @@ class ExponentPrior:
     sd_log: float = 1.0
     flat_share: float = 0.1
     points_per_run: float = 10.0
+    average: bool = True  # predict with the posterior average over exponents; False: with its mode only
 
     def log_density(self, alphas: np.ndarray | None, betas: np.ndarray | None) -> np.ndarray:
         """log prior mass of each grid cell (ka, kb); None = that exponent is not free (one cell)."""
@@ -89,7 +90,7 @@ class ExponentPrior:
         return np.log((1.0 - self.flat_share) * g + self.flat_share / g.size)
 
     def to_dict(self) -> dict:
-        return {k: float(v) for k, v in asdict(self).items()}
+        return {k: (v if isinstance(v, bool) else float(v)) for k, v in asdict(self).items()}
 
 
 DEFAULT_PRIOR = ExponentPrior()
@@ -154,11 +155,6 @@ class FitResult:
             pred += coef[:, i:] @ extra.T
         log_mean = np.asarray(self.mixture["weight"], dtype=float) @ np.log(np.maximum(pred, 1e-300))
         return np.exp(log_mean).reshape(shape)
-
-    def predict_law(self, params, tokens, epochs=None, run_tokens=None) -> np.ndarray:
-        """The reported single law's prediction (no averaging over exponents)."""
-        shape, n, d, extra = self._inputs(params, tokens, epochs, run_tokens)
-        return evaluate(self.form, self.coef, n, d, self.alpha, self.beta, self.n0, self.d0, extra).reshape(shape)
 
     # -- reporting ------------------------------------------------------------
     @property
@@ -503,7 +499,7 @@ def fit_law(
     d0 = float(np.exp(np.mean(np.log(d))))
     nu0 = 1.0
     if form.overfit:
-        reps, unique = repetitions(d_raw, epochs)
+        _, unique = repetitions(d_raw, epochs)
         nu0 = float(np.exp(np.mean(np.log(n / unique))))
     nfev = 0
     shape = overfit_shape
@@ -528,6 +524,8 @@ def fit_law(
         mixture, posterior, (coef, alpha, beta), evals = _posterior(proj, form, w, best["robust_weights"], runs,
                                                                     prior, fixed_exponents, alpha, beta)
         nfev += evals
+        if not prior.average:
+            mixture = None
 
     pred = proj.columns(alpha, beta) @ coef
     if not np.all(np.isfinite(pred)) or np.any(pred <= 0):
