@@ -58,6 +58,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "planner.urls"
+# JSON in the API's error shape under /api/, Django's page elsewhere.
+CSRF_FAILURE_VIEW = "planner.api.exceptions.csrf_failure"
 WSGI_APPLICATION = "planner.wsgi.application"
 
 TEMPLATES = [
@@ -166,8 +168,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # JSON bodies; the upload endpoints (imports, predictions) add multipart themselves.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "PAGE_SIZE": 100,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "planner.api.schema.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "planner.api.exceptions.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"uploads": env.str("SCALEPLAN_UPLOAD_RATE", default="60/hour")},
@@ -177,6 +181,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Corpus of published scaling families, jobs, and (later) plans.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get their own components, so uploads are documented as files (format: binary).
+    "COMPONENT_SPLIT_REQUEST": True,
     # Docs UI assets served from our own static files (no CDN: offline hosts).
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

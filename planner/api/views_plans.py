@@ -18,6 +18,7 @@ from ..services_plans import NO_MODEL_MESSAGE, NoErrorModel, plan_enqueue
 from ..services_sweeps import error_model_active, sweep_enqueue
 from . import serializers_plans as sp
 from .exceptions import Conflict
+from .filters import JobStatusFilter
 from .permissions import IsJobOwnerOrStaff, IsStaff
 from .views import Pagination, errors
 
@@ -49,7 +50,7 @@ class PlanListCreate(generics.ListAPIView):
     serializer_class = sp.PlanJobSerializer
     permission_classes = [permissions.IsAuthenticated]
     pagination_class = Pagination
-    filterset_fields = ["status"]
+    filterset_class = JobStatusFilter
 
     def get_queryset(self):
         qs = Job.objects.filter(kind=Job.Kind.PLAN).select_related("created_by")

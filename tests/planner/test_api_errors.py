@@ -93,3 +93,32 @@ def test_a_500_outside_drf_on_an_api_path_is_json():
     response = handler500(RequestFactory().get("/api/v1/families/"))
     assert response.status_code == 500
     assert json.loads(response.content) == {"error": {"code": "server_error", "message": "Internal server error.", "details": {}}}
+
+
+@pytest.mark.parametrize("query, parameter", [
+    ("excluded=maybe", "excluded"),
+    ("page_size=abc", "page_size"),
+    ("page_size=0", "page_size"),
+    ("page_size=%C2%B9", "page_size"),  # a superscript one is a digit to str.isdigit, not to int()
+    ("page=", "page"),
+    ("page=1&page=2", "page"),
+])
+def test_a_query_parameter_that_does_not_parse_is_a_400_naming_it(api_client, corpus, query, parameter):
+    error = assert_error(api_client.get(f"/api/v1/families/?{query}"), 400, "invalid")
+    assert list(error["details"]) == [parameter]
+
+
+def test_empty_filters_mean_any_as_html_filter_forms_send_them(api_client, corpus):
+    response = api_client.get("/api/v1/families/?arch=&excluded=")
+    assert response.status_code == 200 and response.json()["count"] == 2
+
+
+def test_a_form_encoded_body_to_a_json_endpoint_is_a_415(client_for, owner):
+    response = client_for(owner).post("/api/v1/stats/refresh/", {"families": "tiny"}, format="multipart")
+    assert_error(response, 415, "unsupported_media_type")
+
+
+def test_a_post_to_an_unknown_api_url_is_a_json_404_not_a_csrf_page(client, owner):
+    client.force_login(owner)  # a session cookie: Django's CSRF check would answer first with an HTML 403
+    response = client.post("/api/v1/nowhere/-1/")
+    assert_error(response, 404, "not_found")
