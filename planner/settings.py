@@ -49,6 +49,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # 413 from Content-Length before anything reads the body (planner.uploads).
+    "planner.uploads.UploadLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -114,9 +116,20 @@ CACHES = {
 
 # Uploads (corpus CSVs) are streamed to disk above this size.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# The first handler stops a streamed upload at SCALEPLAN_MAX_UPLOAD_BYTES (planner.uploads).
+FILE_UPLOAD_HANDLERS = [
+    "planner.uploads.LimitedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 # Largest corpus upload accepted through the API or admin (bytes, compressed as sent).
 SCALEPLAN_MAX_UPLOAD_BYTES = env.int("SCALEPLAN_MAX_UPLOAD_BYTES", default=100 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Limits on a corpus file from a user (API, admin, prediction form), checked before it is parsed:
+# its rows, and its size once decompressed (a gzip bomb is refused in constant memory). The
+# reference corpus is 199,500 rows and 42 MB; the defaults leave five times that.
+SCALEPLAN_MAX_IMPORT_ROWS = env.int("SCALEPLAN_MAX_IMPORT_ROWS", default=1_000_000)
+SCALEPLAN_MAX_DECOMPRESSED_BYTES = env.int("SCALEPLAN_MAX_DECOMPRESSED_BYTES", default=256 * 1024 * 1024)
 
 # --- Celery -----------------------------------------------------------------
 # Embedded default: no Redis needed; kombu's filesystem transport under DATA_DIR.

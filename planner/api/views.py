@@ -15,13 +15,12 @@ Errors: one shape for all, see planner.api.exceptions.
 """
 import re
 
-from django.conf import settings
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import filters as drf_filters
 from rest_framework import generics, permissions, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -33,7 +32,7 @@ from ..jobs import job_cancel
 from ..models import Family, Job, Observation, Run
 from ..services_corpus import corpus_import_enqueue, corpus_stats_enqueue, upload_check_header
 from . import serializers as s
-from .exceptions import CorpusRejected, PayloadTooLarge
+from .exceptions import CorpusRejected
 from .filters import FamilyFilter, JobFilter, ObservationFilter, RunFilter
 from .permissions import IsJobOwnerOrStaff, IsStaff
 
@@ -159,11 +158,7 @@ class ImportCreate(APIView):
         responses={202: s.JobSerializer, **errors(400, 401, 403, 413, 415, 429, 503)},
     )
     def post(self, request):
-        # Refuse an oversized body before it is read and stored.
-        limit = settings.SCALEPLAN_MAX_UPLOAD_BYTES
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > limit + 64 * 1024:  # multipart framing around the file
-            raise PayloadTooLarge(f"The request is {length} bytes; the upload limit is {limit} bytes.")
+        # An oversized body never gets here: planner.uploads refuses it before it is read.
         form = s.ImportRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         upload = form.validated_data["file"]

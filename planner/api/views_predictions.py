@@ -3,7 +3,6 @@
 Writes need a token; a prediction job, like every job, is visible to its
 creator and to staff only.
 """
-from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.exceptions import ValidationError
@@ -11,7 +10,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from fits.canonical import CorpusValidationError
+from fits.canonical import CorpusTooLarge, CorpusValidationError
 
 from ..models import Job
 from ..services_predictions import PredictionInputError, prediction_enqueue, prediction_runs_from_csv
@@ -74,15 +73,14 @@ class PredictionCreate(APIView):
     )
     def post(self, request):
         if request.content_type.startswith("multipart/") or request.content_type.startswith("application/x-www"):
-            limit = settings.SCALEPLAN_MAX_UPLOAD_BYTES
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-            if length > limit + 64 * 1024:  # multipart framing around the file
-                raise PayloadTooLarge(f"The request is {length} bytes; the upload limit is {limit} bytes.")
+            # An oversized body never gets here: planner.uploads refuses it before it is read.
             form = sp.PredictionUploadRequestSerializer(data=request.data)
             form.is_valid(raise_exception=True)
             upload = form.validated_data["file"]
             try:
                 runs, source = prediction_runs_from_csv(data=upload.read(), metric=form.validated_data["metric"])
+            except CorpusTooLarge as exc:
+                raise PayloadTooLarge(str(exc.problems[0])) from exc
             except CorpusValidationError as exc:
                 raise CorpusRejected(exc) from exc
             except PredictionInputError as exc:
