@@ -29,8 +29,8 @@ class AutoSchema(SpectacularAutoSchema):
             codes.add(400)  # a page size or filter value that does not parse
         if self.method in _UNSAFE and self.method != "DELETE":
             codes.update({400, 415})  # invalid input; a body in a media type the view does not parse
-        if view.get_throttles():
-            codes.add(429)
+        if view.get_throttles() and self.method in _UNSAFE:
+            codes.add(429)  # planner.api.throttling counts creations only
         return codes
 
     def _get_response_bodies(self, direction="response"):

@@ -23,7 +23,6 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from fits.canonical import CorpusValidationError
@@ -35,6 +34,7 @@ from . import serializers as s
 from .exceptions import CorpusRejected
 from .filters import FamilyFilter, JobFilter, ObservationFilter, RunFilter
 from .permissions import IsJobOwnerOrStaff, IsStaff
+from .throttling import CreationRateThrottle
 
 ERRORS = {code: OpenApiResponse(s.ErrorSerializer, description=why) for code, why in {
     400: "Invalid input (details: field -> messages)",
@@ -143,7 +143,7 @@ def _accepted(request, job):
 class ImportCreate(APIView):
     permission_classes = [permissions.IsAuthenticated, IsStaff]
     parser_classes = [MultiPartParser, FormParser]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [CreationRateThrottle]
     throttle_scope = "uploads"
 
     @extend_schema(

@@ -17,6 +17,7 @@ from ..services_predictions import PredictionInputError, prediction_enqueue, pre
 from . import serializers_predictions as sp
 from .exceptions import CorpusRejected, PayloadTooLarge
 from .permissions import IsJobOwnerOrStaff
+from .throttling import CreationRateThrottle
 from .views import errors
 
 JSON_EXAMPLE = {
@@ -45,6 +46,8 @@ def _invalid(exc: PredictionInputError):
 
 class PredictionCreate(APIView):
     permission_classes = [permissions.IsAuthenticated]
+    throttle_classes = [CreationRateThrottle]  # shared with the prediction form
+    throttle_scope = "predictions"
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     @extend_schema(
@@ -62,7 +65,7 @@ class PredictionCreate(APIView):
             "application/json": sp.PredictionJsonRequestSerializer,
             "multipart/form-data": sp.PredictionUploadRequestSerializer,
         },
-        responses={202: sp.PredictionJobSerializer, **errors(400, 401, 413, 415, 503)},
+        responses={202: sp.PredictionJobSerializer, **errors(400, 401, 413, 415, 429, 503)},
         examples=[
             OpenApiExample("Runs as JSON", value=JSON_EXAMPLE, request_only=True, media_type="application/json"),
             OpenApiExample(
