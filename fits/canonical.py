@@ -42,6 +42,8 @@ _STRIPPED_COLUMNS = ("family", "model", "arch", "seed", "metric", "split")
 REQUIRED_COLUMNS = ("family", "model", "arch", "params", "tokens", "metric", "value")
 TEXT_COLUMNS = ("family", "model", "arch", "seed", "dataset", "metric", "split", "source")
 ARCHES = ("dec", "enc-dec", "moe", "ssm", "hybrid")
+# Longest names the store keeps (planner.models; a test keeps the two in step).
+TEXT_LIMITS = {"family": 200, "model": 200, "seed": 64, "metric": 200, "dataset": 500}
 SPLITS = ("", "train", "validation", "unknown")
 FAMILIES_COLUMNS = (
     "family",
@@ -343,6 +345,14 @@ def validate_canonical(raw: pd.DataFrame, *, skip_invalid: bool = False) -> tupl
 
     for col in REQUIRED_COLUMNS:
         flag(~present[col], col, "required value is empty")
+
+    for col in TEXT_COLUMNS:
+        text = pd.Series(cells[col], dtype=object)
+        if col in TEXT_LIMITS:
+            flag(text.str.len().to_numpy() > TEXT_LIMITS[col], col,
+                 f"is longer than {TEXT_LIMITS[col]} characters: {{}}", cells[col])
+        flag(text.str.contains("\x00", regex=False).to_numpy(dtype=bool), col,
+             "contains a NUL character (\\x00), which no text field can hold")
 
     numbers = {}
     for col in ("params", "tokens", "step", "epochs", "flops", "value"):
