@@ -285,3 +285,37 @@ def test_the_restricted_loader_reads_colprets_own_pickles_as_plain_data():
         assert isinstance(data, (pd.DataFrame, pd.Series, dict, list)), path
     with pytest.raises(safe_pickle.UnsafePickleError):
         safe_pickle.loads(pickle.dumps({"f": print}))  # a builtin function is not data
+
+
+def test_production_sends_hsts_and_secure_httponly_cookies(tmp_path):
+    from tests.planner.test_settings import PRODUCTION, boot
+
+    code = """
+import json
+from django.conf import settings
+from django.test import Client
+from django.test.utils import setup_test_environment
+setup_test_environment()
+response = Client().get("/accounts/login/", secure=True, HTTP_HOST="scaleplan.example.org")
+cookie = response.cookies["csrftoken"]
+print(json.dumps({
+    "status": response.status_code, "headers": dict(response.headers),
+    "csrf_cookie": {"secure": bool(cookie["secure"]), "httponly": bool(cookie["httponly"])},
+    "session_cookie": {"secure": settings.SESSION_COOKIE_SECURE, "httponly": settings.SESSION_COOKIE_HTTPONLY},
+    "redirect": Client().get("/", HTTP_HOST="scaleplan.example.org").status_code,
+}))
+"""
+    done = boot(tmp_path, code, **PRODUCTION)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    headers = seen["headers"]
+    assert seen["status"] == 200
+    assert headers["Strict-Transport-Security"] == "max-age=3600; includeSubDomains; preload"
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "same-origin" and headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    assert seen["csrf_cookie"] == {"secure": True, "httponly": True}
+    assert seen["session_cookie"] == {"secure": True, "httponly": True}
+    assert seen["redirect"] == 301  # plain HTTP goes to HTTPS
