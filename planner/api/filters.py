@@ -2,8 +2,8 @@
 
 Filters are strict, as every other input: a value that does not parse is a 400
 naming the parameter, never silently ignored (``excluded=maybe`` must not list
-every family). An empty value means "any" (HTML filter forms send empty fields),
-and the schema says so.
+every family). An empty choice or boolean means "any" (HTML filter forms send
+empty fields), and the schema says so; an empty number is an error.
 """
 import django_filters as filters
 from django import forms
@@ -44,8 +44,21 @@ class BooleanFilter(filters.BooleanFilter):
     field_class = StrictNullBooleanField
 
 
+class StrictDecimalField(forms.DecimalField):
+    """A number, or absent; a parameter given empty (``run=``) is an error, not "any"."""
+
+    def to_python(self, value):
+        if value == "":
+            raise forms.ValidationError("Expected a number, got an empty value.", code="invalid")
+        return super().to_python(value)
+
+
+class NumberFilter(filters.NumberFilter):
+    field_class = StrictDecimalField
+
+
 @extend_schema_field(OpenApiTypes.NUMBER)
-class NumberBound(filters.NumberFilter):
+class NumberBound(NumberFilter):
     """A bound on an integer column: any number is a valid bound (params <= 1.5e9)."""
 
 
@@ -71,7 +84,7 @@ class FamilyFilter(filters.FilterSet):
 
 class RunFilter(filters.FilterSet):
     family = filters.CharFilter(field_name="family__name", help_text="Family name (exact).")
-    family_id = filters.NumberFilter(field_name="family_id")
+    family_id = NumberFilter(field_name="family_id")
     arch = choice_filter(Arch.choices)
     name = filters.CharFilter(field_name="name", help_text="Run (model) name (exact).")
     params_min = NumberBound(field_name="params", lookup_expr="gte", help_text="Parameters >= this.")
@@ -84,13 +97,13 @@ class RunFilter(filters.FilterSet):
 
 class ObservationFilter(filters.FilterSet):
     family = filters.CharFilter(field_name="run__family__name", help_text="Family name (exact).")
-    family_id = filters.NumberFilter(field_name="run__family_id")
-    run = filters.NumberFilter(field_name="run_id", help_text="Run id.")
+    family_id = NumberFilter(field_name="run__family_id")
+    run = NumberFilter(field_name="run_id", help_text="Run id.")
     model = filters.CharFilter(field_name="run__name", help_text="Run (model) name (exact).")
     metric = filters.CharFilter(field_name="metric")
     split = choice_filter([c for c in Split.choices if c[0]])
-    tokens_min = filters.NumberFilter(field_name="tokens", lookup_expr="gte", help_text="Tokens >= this.")
-    tokens_max = filters.NumberFilter(field_name="tokens", lookup_expr="lte", help_text="Tokens <= this.")
+    tokens_min = NumberFilter(field_name="tokens", lookup_expr="gte", help_text="Tokens >= this.")
+    tokens_max = NumberFilter(field_name="tokens", lookup_expr="lte", help_text="Tokens <= this.")
 
     class Meta:
         model = Observation

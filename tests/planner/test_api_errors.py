@@ -122,3 +122,9 @@ def test_a_post_to_an_unknown_api_url_is_a_json_404_not_a_csrf_page(client, owne
     client.force_login(owner)  # a session cookie: Django's CSRF check would answer first with an HTML 403
     response = client.post("/api/v1/nowhere/-1/")
     assert_error(response, 404, "not_found")
+
+
+@pytest.mark.parametrize("query", ["run=", "tokens_min=abc", "family_id=1e999x"])
+def test_a_number_filter_that_is_empty_or_no_number_is_a_400(api_client, corpus, query):
+    error = assert_error(api_client.get(f"/api/v1/observations/?{query}"), 400, "invalid")
+    assert list(error["details"]) == [query.split("=")[0]]
