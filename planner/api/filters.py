@@ -5,6 +5,8 @@ naming the parameter, never silently ignored (``excluded=maybe`` must not list
 every family). An empty choice or boolean means "any" (HTML filter forms send
 empty fields), and the schema says so; an empty number is an error.
 """
+import math
+
 import django_filters as filters
 from django import forms
 from drf_spectacular.types import OpenApiTypes
@@ -44,7 +46,7 @@ class BooleanFilter(filters.BooleanFilter):
     field_class = StrictNullBooleanField
 
 
-class StrictDecimalField(forms.DecimalField):
+class RejectEmptyMixin:
     """A number, or absent; a parameter given empty (``run=``) is an error, not "any"."""
 
     def to_python(self, value):
@@ -53,13 +55,43 @@ class StrictDecimalField(forms.DecimalField):
         return super().to_python(value)
 
 
+class StrictDecimalField(RejectEmptyMixin, forms.DecimalField):
+    pass
+
+
+class StrictIntegerField(RejectEmptyMixin, forms.IntegerField):
+    pass
+
+
 class NumberFilter(filters.NumberFilter):
     field_class = StrictDecimalField
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+class IdFilter(filters.NumberFilter):
+    """An object id: a whole number a database column can hold (SQLite fails on larger ones)."""
+
+    field_class = StrictIntegerField
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, min_value=_INT64[0], max_value=_INT64[1], **kwargs)
+
+
 @extend_schema_field(OpenApiTypes.NUMBER)
 class NumberBound(NumberFilter):
-    """A bound on an integer column: any number is a valid bound (params <= 1.5e9)."""
+    """A bound on an integer column: any number is a valid bound (params <= 1.5e9).
+
+    It is rounded to the whole number that keeps the same rows (up for >=, down for <=), and held
+    within the 64-bit range the column has: a bound past it keeps every row or none, as it should.
+    """
+
+    def filter(self, qs, value):
+        if value is None:
+            return qs
+        whole = math.ceil(value) if self.lookup_expr == "gte" else math.floor(value)
+        return super().filter(qs, min(max(whole, _INT64[0]), _INT64[1]))
 
 
 def choice_filter(choices, **kwargs):
@@ -84,7 +116,7 @@ class FamilyFilter(filters.FilterSet):
 
 class RunFilter(filters.FilterSet):
     family = filters.CharFilter(field_name="family__name", help_text="Family name (exact).")
-    family_id = NumberFilter(field_name="family_id")
+    family_id = IdFilter(field_name="family_id")
     arch = choice_filter(Arch.choices)
     name = filters.CharFilter(field_name="name", help_text="Run (model) name (exact).")
     params_min = NumberBound(field_name="params", lookup_expr="gte", help_text="Parameters >= this.")
@@ -97,8 +129,8 @@ class RunFilter(filters.FilterSet):
 
 class ObservationFilter(filters.FilterSet):
     family = filters.CharFilter(field_name="run__family__name", help_text="Family name (exact).")
-    family_id = NumberFilter(field_name="run__family_id")
-    run = NumberFilter(field_name="run_id", help_text="Run id.")
+    family_id = IdFilter(field_name="run__family_id")
+    run = IdFilter(field_name="run_id", help_text="Run id.")
     model = filters.CharFilter(field_name="run__name", help_text="Run (model) name (exact).")
     metric = filters.CharFilter(field_name="metric")
     split = choice_filter([c for c in Split.choices if c[0]])

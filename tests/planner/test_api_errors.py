@@ -128,3 +128,23 @@ def test_a_post_to_an_unknown_api_url_is_a_json_404_not_a_csrf_page(client, owne
 def test_a_number_filter_that_is_empty_or_no_number_is_a_400(api_client, corpus, query):
     error = assert_error(api_client.get(f"/api/v1/observations/?{query}"), 400, "invalid")
     assert list(error["details"]) == [query.split("=")[0]]
+
+
+def test_an_id_beyond_what_a_column_holds_is_a_400_not_a_database_error(api_client, corpus):
+    # SQLite raised OverflowError (a 500) on such a value.
+    error = assert_error(api_client.get("/api/v1/observations/?run=-1e154"), 400, "invalid")
+    assert list(error["details"]) == ["run"]
+
+
+@pytest.mark.parametrize("query, runs", [
+    ("params_max=1e40", 4), ("params_min=-1e40", 4), ("params_min=1e40", 0),  # past int64: all or none
+    ("params_min=10000000.5", 3), ("params_max=10000000.5", 1),  # whole numbers keep the same rows
+])
+def test_a_bound_on_parameters_keeps_the_rows_it_says(api_client, corpus, query, runs):
+    response = api_client.get(f"/api/v1/runs/?{query}")
+    assert response.status_code == 200 and response.json()["count"] == runs
+
+
+def test_an_absurd_bound_is_refused_by_django_filters_own_limit(api_client, corpus):
+    error = assert_error(api_client.get("/api/v1/runs/?params_max=1e300"), 400, "invalid")
+    assert "less than or equal to 1e+50" in error["details"]["params_max"][0]
