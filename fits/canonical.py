@@ -15,6 +15,7 @@ import gzip
 import io
 import os
 import re
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,6 +42,8 @@ _STRIPPED_COLUMNS = ("family", "model", "arch", "seed", "metric", "split")
 REQUIRED_COLUMNS = ("family", "model", "arch", "params", "tokens", "metric", "value")
 TEXT_COLUMNS = ("family", "model", "arch", "seed", "dataset", "metric", "split", "source")
 ARCHES = ("dec", "enc-dec", "moe", "ssm", "hybrid")
+# Longest names the store keeps (planner.models; a test keeps the two in step).
+TEXT_LIMITS = {"family": 200, "model": 200, "seed": 64, "metric": 200, "dataset": 500}
 SPLITS = ("", "train", "validation", "unknown")
 FAMILIES_COLUMNS = (
     "family",
@@ -90,20 +93,70 @@ class CorpusValidationError(ValueError):
         super().__init__("\n".join(lines))
 
 
-def _read_bytes(source) -> bytes:
-    """Whole input as bytes, gunzipped when it is gzip (by magic bytes, not name)."""
+class CorpusTooLarge(CorpusValidationError):
+    """The input is over a size limit (bytes after decompression, or rows): refused before it is parsed."""
+
+
+# Magic bytes of compressed formats that are not accepted, so they get a clear refusal
+# instead of "not UTF-8" or a bogus header.
+_OTHER_COMPRESSION = {b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+_CHUNK = 1 << 20
+
+
+def _gunzipped_size_within(data: bytes, max_bytes: int) -> None:
+    """Refuse gzip data that decompresses to more than max_bytes, in constant memory.
+
+    The data is streamed through the decompressor and the output counted and
+    dropped, so a bomb (1 GB of zeros in 1 MB) costs a second and one chunk of
+    memory, not its size. The gzip trailer's size field cannot be trusted (it is
+    mod 2**32 and per member).
+    """
+    total = 0
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+        while chunk := stream.read(_CHUNK):
+            total += len(chunk)
+            if total > max_bytes:
+                raise CorpusTooLarge([Problem(0, "", (
+                    f"decompresses to more than {max_bytes} bytes, the limit for one file "
+                    f"({len(data)} bytes compressed); split it into smaller files")
+                )], what="corpus file")
+
+
+def _read_bytes(source, *, max_bytes: int | None = None) -> bytes:
+    """Whole input as bytes, gunzipped when it is gzip (by magic bytes, not name).
+
+    ``max_bytes`` bounds the bytes read and the decompressed size (CorpusTooLarge).
+    """
     if isinstance(source, (str, os.PathLike)):
-        data = Path(source).read_bytes()
+        path = Path(source)
+        if max_bytes is not None and path.stat().st_size > max_bytes:
+            raise CorpusTooLarge([Problem(0, "", f"is {path.stat().st_size} bytes; the limit is {max_bytes}")])
+        data = path.read_bytes()
     else:
-        data = source.read()
+        data = source.read() if max_bytes is None else source.read(max_bytes + 1)
         if isinstance(data, str):
-            return data.encode("utf-8")
+            data = data.encode("utf-8")
+        if max_bytes is not None and len(data) > max_bytes:
+            raise CorpusTooLarge([Problem(0, "", f"is more than {max_bytes} bytes, the limit for one file")])
     if data[:2] == b"\x1f\x8b":
         try:
+            if max_bytes is not None:
+                _gunzipped_size_within(data, max_bytes)
             data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise CorpusValidationError([Problem(0, "", f"corrupt gzip data: {exc}")]) from None
+    else:
+        for magic, name in _OTHER_COMPRESSION.items():
+            if data.startswith(magic):
+                raise CorpusValidationError([Problem(0, "", (
+                    f"is {name}-compressed; only plain CSV or gzip (.csv.gz) is accepted"))])
     return data
+
+
+def _check_row_count(raw: pd.DataFrame, max_rows: int | None) -> None:
+    if max_rows is not None and len(raw) > max_rows:
+        raise CorpusTooLarge([Problem(0, "", (
+            f"has {len(raw)} data rows; the limit for one file is {max_rows}: split it into smaller files"))])
 
 
 def _decode(data: bytes) -> str:
@@ -228,7 +281,9 @@ def _short(value):
     return value
 
 
-def read_canonical(source, *, skip_invalid: bool = False) -> tuple[pd.DataFrame, list[Problem]]:
+def read_canonical(
+    source, *, skip_invalid: bool = False, max_rows: int | None = None, max_bytes: int | None = None
+) -> tuple[pd.DataFrame, list[Problem]]:
     """Read and validate a canonical corpus CSV.
 
     ``source``: a path (.csv or .csv.gz; gzip is detected by its magic bytes) or
@@ -244,11 +299,17 @@ def read_canonical(source, *, skip_invalid: bool = False) -> tuple[pd.DataFrame,
     unless ``skip_invalid``: then offending rows are left out and returned in
     ``problems``. Problems with the file itself (encoding, header, CSV syntax)
     always raise.
+
+    Limits for untrusted input (None: none): ``max_bytes`` on the file's size
+    after decompression, ``max_rows`` on its data rows; over either,
+    :class:`CorpusTooLarge` (a CorpusValidationError) is raised before any row
+    is validated.
     """
-    data = _without_bom(_read_bytes(source))
+    data = _without_bom(_read_bytes(source, max_bytes=max_bytes))
     header = _check_header(data, CANONICAL_COLUMNS)
     raw = _parse_table(data, header)
     raw = _drop_blank_rows(raw, CANONICAL_COLUMNS)
+    _check_row_count(raw, max_rows)
     return validate_canonical(raw, skip_invalid=skip_invalid)
 
 
@@ -284,6 +345,14 @@ def validate_canonical(raw: pd.DataFrame, *, skip_invalid: bool = False) -> tupl
 
     for col in REQUIRED_COLUMNS:
         flag(~present[col], col, "required value is empty")
+
+    for col in TEXT_COLUMNS:
+        text = pd.Series(cells[col], dtype=object)
+        if col in TEXT_LIMITS:
+            flag(text.str.len().to_numpy() > TEXT_LIMITS[col], col,
+                 f"is longer than {TEXT_LIMITS[col]} characters: {{}}", cells[col])
+        flag(text.str.contains("\x00", regex=False).to_numpy(dtype=bool), col,
+             "contains a NUL character (\\x00), which no text field can hold")
 
     numbers = {}
     for col in ("params", "tokens", "step", "epochs", "flops", "value"):

@@ -65,6 +65,10 @@ class PlanRequest:
         else:
             raise PlanInputError("target_tokens", "give the target's tokens or its compute budget")
         c_t = 6 * n_t * d_t
+        if not (math.isfinite(c_t) and d_t > 0):
+            field = "target_tokens" if self.target_tokens is not None else "target_compute"
+            raise PlanInputError(field, f"gives a target compute of {c_t:.3g} FLOPs for {n_t:.3g} parameters, "
+                                        "outside what can be computed with")
         if self.budget_flops is not None:
             budget = _positive("budget_flops", self.budget_flops)
         elif self.budget_fraction is not None:
@@ -81,8 +85,10 @@ class PlanRequest:
             raise PlanInputError("max_size", f"the small models must be smaller than the target ({n_t:.3g})")
         if lo > hi:
             raise PlanInputError("min_size", f"{lo:.3g} is larger than the largest allowed small model {hi:.3g}")
-        if not 1 <= int(self.max_models) <= 20:
-            raise PlanInputError("max_models", "must be between 1 and 20")
+        k = _whole("max_models", self.max_models, 1, 20)
+        epochs = _positive("max_epochs", self.max_epochs)
+        if epochs < 1:
+            raise PlanInputError("max_epochs", f"counts passes over the data, at least 1, not {self.max_epochs!r}")
         cheapest = 6 * lo * (MIN_TOKENS_PER_PARAM * lo)
         if budget < cheapest:
             raise PlanInputError(
@@ -90,10 +96,12 @@ class PlanRequest:
                 f"{budget:.3g} FLOPs cannot train even one model of the smallest size {lo:.3g} on "
                 f"{MIN_TOKENS_PER_PARAM:g} token per parameter ({cheapest:.3g} FLOPs)",
             )
-        return {"n_t": n_t, "d_t": d_t, "c_t": c_t, "budget": budget, "lo": lo, "hi": hi}
+        return {"n_t": n_t, "d_t": d_t, "c_t": c_t, "budget": budget, "lo": lo, "hi": hi, "k": k, "epochs": epochs}
 
 
 def _positive(name, value) -> float:
+    if isinstance(value, bool):  # float(True) is 1.0, but True is no size
+        raise PlanInputError(name, f"must be a number, not {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -101,6 +109,13 @@ def _positive(name, value) -> float:
     if not math.isfinite(v) or v <= 0:
         raise PlanInputError(name, f"must be positive and finite, not {value!r}")
     return v
+
+
+def _whole(name, value, lo: int, hi: int) -> int:
+    v = _positive(name, value)
+    if v != int(v) or not lo <= v <= hi:
+        raise PlanInputError(name, f"must be a whole number between {lo} and {hi}, not {value!r}")
+    return int(v)
 
 
 @dataclass
@@ -219,7 +234,7 @@ def compute_optimal(c_t: float, law: dict | None = None) -> dict:
 
 def recommend(model: ErrorModel, request: PlanRequest) -> Plan:
     r = request.resolved()
-    scored = _score(model, candidate_designs(r, request.max_models, request.max_epochs))
+    scored = _score(model, candidate_designs(r, r["k"], r["epochs"]))
     if scored.empty:
         raise PlanInputError("budget_flops", "no design fits the budget within the size bounds")
     best = _best(scored)
@@ -234,7 +249,7 @@ def recommend(model: ErrorModel, request: PlanRequest) -> Plan:
         if factor == 1.0:
             top = best  # the plan itself: no second search
         else:
-            cand = candidate_designs(r, request.max_models, request.max_epochs, budget=b)
+            cand = candidate_designs(r, r["k"], r["epochs"], budget=b)
             if cand.empty:
                 continue
             top = _best(_score(model, cand))
@@ -243,7 +258,7 @@ def recommend(model: ErrorModel, request: PlanRequest) -> Plan:
                          "p10": float(top["p10"]), "p50": float(top["p50"]), "p90": float(top["p90"]),
                          "chosen": factor == 1.0})
     naive = []
-    for name, design in _naive_candidates(r, request.max_epochs).items():
+    for name, design in _naive_candidates(r, r["epochs"]).items():
         s = _score(model, design).iloc[0]
         naive.append({"name": name, "sizes": [float(x) for x in s["sizes"]], "p10": float(s["p10"]),
                       "p50": float(s["p50"]), "p90": float(s["p90"])})
@@ -263,7 +278,7 @@ def recommend(model: ErrorModel, request: PlanRequest) -> Plan:
     if lo_share is not None and not lo_share <= best["train_compute_share"] <= hi_share:
         warnings.append(f"spending {best['train_compute_share']:.2%} of the target's compute lies outside the "
                         f"corpus's designs ({lo_share:.2%}-{hi_share:.2%})")
-    if request.max_epochs > 1:
+    if r["epochs"] > 1:
         warnings.append("repeated data makes losses far less predictable in the corpus (datablations families)")
     reasons = {
         "models": f"{int(best['n_models'])} sizes from {sizes[0]:.3g} to {sizes[-1]:.3g} parameters had the lowest "
@@ -276,8 +291,9 @@ def recommend(model: ErrorModel, request: PlanRequest) -> Plan:
                         f"(held-out coverage {model.validation.get('coverage', float('nan')):.0%})",
     }
     return Plan(
-        request={k: v for k, v in request.__dict__.items()} | {"target_tokens": r["d_t"], "target_compute": r["c_t"],
-                                                             "budget_flops": r["budget"]},
+        request={k: v for k, v in request.__dict__.items()} | {
+            "target_params": r["n_t"], "target_tokens": r["d_t"], "target_compute": r["c_t"], "budget_flops": r["budget"],
+            "max_models": r["k"], "max_epochs": r["epochs"]},
         design={"n_models": int(best["n_models"]), "scale_up": float(best["scale_up"]),
                 "train_compute_share": float(best["train_compute_share"]),
                 "tokens_per_param": float(best["tokens_per_param"])},

@@ -137,11 +137,11 @@ def _mode_per_family(runs: pd.DataFrame, column: str) -> pd.Series:
     return counts.drop_duplicates("family").set_index("family")[column]
 
 
-def _as_rows(source, *, skip_invalid: bool) -> tuple[pd.DataFrame, list[Problem]]:
+def _as_rows(source, *, skip_invalid: bool, limits: dict) -> tuple[pd.DataFrame, list[Problem]]:
     if isinstance(source, pd.DataFrame):
         rows, problems = validate_canonical(frame_to_raw(source), skip_invalid=skip_invalid)
     else:
-        rows, problems = read_canonical(source, skip_invalid=skip_invalid)
+        rows, problems = read_canonical(source, skip_invalid=skip_invalid, **limits)
     return rows, problems
 
 
@@ -423,7 +423,16 @@ def _write_other(inserts: pd.DataFrame, updates: pd.DataFrame) -> None:
         Observation.objects.bulk_update(objs, ("value",) + _OBS_FIELDS, batch_size=_BATCH)
 
 
-def import_canonical(source, *, skip_invalid=False, replace=False, families=None, progress=None) -> ImportReport:
+def upload_limits() -> dict:
+    """Size limits for corpus files from users (uploads): rows, and bytes after decompression."""
+    from django.conf import settings
+
+    return {"max_rows": settings.SCALEPLAN_MAX_IMPORT_ROWS, "max_bytes": settings.SCALEPLAN_MAX_DECOMPRESSED_BYTES}
+
+
+def import_canonical(
+    source, *, skip_invalid=False, replace=False, families=None, progress=None, limits=None
+) -> ImportReport:
     """Import canonical corpus rows; all or nothing.
 
     ``source``: a path or file object (see fits.canonical.read_canonical) or a
@@ -432,6 +441,8 @@ def import_canonical(source, *, skip_invalid=False, replace=False, families=None
     dataset, source, notes and primary_metric are used for new families and
     fill blanks of existing ones (with ``replace`` they overwrite them).
     ``progress``: optional ``callable(fraction, message)``.
+    ``limits``: optional ``{"max_rows", "max_bytes"}`` for a file from a user
+    (:func:`upload_limits`); over a limit, fits.canonical.CorpusTooLarge.
 
     Rules beyond the file's own (CORPUS_FORMAT.md):
     - a row for a stored run (model) with another family, arch or params is an error;
@@ -452,7 +463,7 @@ def import_canonical(source, *, skip_invalid=False, replace=False, families=None
 
     report = ImportReport()
     tell(0.0, "reading and validating")
-    rows, problems = _as_rows(source, skip_invalid=skip_invalid)
+    rows, problems = _as_rows(source, skip_invalid=skip_invalid, limits=limits or {})
     report.rows_read = rows.attrs["rows_read"]
     duplicates = rows.attrs["duplicates_dropped"]
     tell(0.3, f"{len(rows)} valid rows; comparing with the stored corpus")
@@ -515,4 +526,4 @@ def _import_rows(rows, problems, duplicates, report, *, skip_invalid, replace, f
 
 
 __all__ = ["CANONICAL_COLUMNS", "ImportInterrupted", "ImportReport", "choose_primary_metric", "import_canonical",
-           "is_loss_metric"]
+           "is_loss_metric", "upload_limits"]

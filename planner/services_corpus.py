@@ -123,7 +123,7 @@ def corpus_import_run(*, job: Job, progress) -> dict:
     """
     from fits.canonical import CorpusValidationError
 
-    from .importing import ImportInterrupted, import_canonical
+    from .importing import ImportInterrupted, import_canonical, upload_limits
 
     path = Path(job.input["path"])
     if not path.is_file():
@@ -134,6 +134,7 @@ def corpus_import_run(*, job: Job, progress) -> dict:
             skip_invalid=job.input.get("skip_invalid", False),
             replace=job.input.get("replace", False),
             progress=_scaled(progress, 0.0, 0.9),
+            limits=upload_limits(),
         )
     except CorpusValidationError as exc:
         raise JobFailure(str(exc), details=_problems_dict(exc.problems)) from exc

@@ -53,13 +53,15 @@ def prediction_runs_from_csv(*, data: bytes, metric: str | None = None) -> tuple
 
     Returns ``(runs, about)`` where ``about`` says which family and metric were
     used. Raises fits.canonical.CorpusValidationError (line, column, reason) for
-    a file that breaks the format, PredictionInputError for one that cannot be
+    a file that breaks the format (CorpusTooLarge over the upload limits), PredictionInputError for one that cannot be
     used for a prediction (several families, an unknown metric).
     """
     from fits.canonical import read_canonical
     from fits.data import choose_primary_metric
 
-    frame, _ = read_canonical(io.BytesIO(data))
+    from .importing import upload_limits
+
+    frame, _ = read_canonical(io.BytesIO(data), **upload_limits())
     if frame.empty:
         raise PredictionInputError("The file has no data rows.", field="file")
     families = sorted(frame["family"].unique())

@@ -43,21 +43,29 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_filters",
+    "csp",
     "planner",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # 413 from Content-Length before anything reads the body (planner.uploads).
+    "planner.uploads.UploadLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "planner.urls"
+# Logging out (a POST) lands on the home page.
+LOGOUT_REDIRECT_URL = "/"
+# JSON in the API's error shape under /api/, Django's page elsewhere.
+CSRF_FAILURE_VIEW = "planner.api.exceptions.csrf_failure"
 WSGI_APPLICATION = "planner.wsgi.application"
 
 TEMPLATES = [
@@ -99,14 +107,21 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 # Files browsers ask for at the site's root (favicon.ico), served by WhiteNoise as they are.
 WHITENOISE_ROOT = BASE_DIR / "planner" / "root"
+# Outside production WhiteNoise also serves straight from the apps' static folders, so pages have
+# their stylesheets without a collectstatic (tests, a fresh checkout); production serves STATIC_ROOT.
+WHITENOISE_USE_FINDERS = not PRODUCTION
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
 CACHES = {
-    # Per process, as Django's default (DRF's throttle counts).
+    # Per process, as Django's default (nothing shared is kept here: throttles use "throttle").
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # DRF's throttle counts (planner.api.throttling), shared by every web process of the host, and by
+    # other hosts through the shared DATA_DIR, so a user's limit does not grow with WEB_CONCURRENCY.
+    "throttle": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                 "LOCATION": str(DATA_DIR / "throttle")},
     # Fitted laws of the corpus browser (planner.services_laws), shared by the web processes of one host;
     # keys change when a family's data does, so entries never go stale.
     "laws": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(DATA_DIR / "cache")},
@@ -114,9 +129,20 @@ CACHES = {
 
 # Uploads (corpus CSVs) are streamed to disk above this size.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# The first handler stops a streamed upload at SCALEPLAN_MAX_UPLOAD_BYTES (planner.uploads).
+FILE_UPLOAD_HANDLERS = [
+    "planner.uploads.LimitedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 # Largest corpus upload accepted through the API or admin (bytes, compressed as sent).
 SCALEPLAN_MAX_UPLOAD_BYTES = env.int("SCALEPLAN_MAX_UPLOAD_BYTES", default=100 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Limits on a corpus file from a user (API, admin, prediction form), checked before it is parsed:
+# its rows, and its size once decompressed (a gzip bomb is refused in constant memory). The
+# reference corpus is 199,500 rows and 42 MB; the defaults leave five times that.
+SCALEPLAN_MAX_IMPORT_ROWS = env.int("SCALEPLAN_MAX_IMPORT_ROWS", default=1_000_000)
+SCALEPLAN_MAX_DECOMPRESSED_BYTES = env.int("SCALEPLAN_MAX_DECOMPRESSED_BYTES", default=256 * 1024 * 1024)
 
 # --- Celery -----------------------------------------------------------------
 # Explicit limits: a soft limit lets the task mark its job failed cleanly.
@@ -203,17 +229,29 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "planner.api.renderers.BrowsableAPIRenderer"],
+    # JSON bodies; the upload endpoints (imports, predictions) add multipart themselves.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "PAGE_SIZE": 100,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "planner.api.schema.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "planner.api.exceptions.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"uploads": env.str("SCALEPLAN_UPLOAD_RATE", default="60/hour")},
+    # Per user, on creation only (planner.api.throttling): the API's POSTs and the HTML forms share
+    # one count. A plan costs a worker ~0.1 s, a prediction seconds: 300 plans an hour lets a script
+    # sweep budgets; 120 predictions an hour is two a minute, more than a person uploads.
+    "DEFAULT_THROTTLE_RATES": {
+        "uploads": env.str("SCALEPLAN_UPLOAD_RATE", default="60/hour"),
+        "plans": env.str("SCALEPLAN_PLAN_RATE", default="300/hour"),
+        "predictions": env.str("SCALEPLAN_PREDICTION_RATE", default="120/hour"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "scaleplan API",
     "DESCRIPTION": "Corpus of published scaling families, jobs, and (later) plans.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get their own components, so uploads are documented as files (format: binary).
+    "COMPONENT_SPLIT_REQUEST": True,
     # Docs UI assets served from our own static files (no CDN: offline hosts).
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -230,6 +268,33 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
+# --- Browser security headers (every mode: pages must work under them in development too) -----
+# Content-Security-Policy (django-csp): everything from this origin only; no inline script or
+# style (templates link static files; the API docs load their init script from a URL). Swagger
+# UI's stylesheet draws its icons from data: URIs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # forms carry the token in a hidden field; no script reads the cookie
+# JSON (Django's default), never pickle: a leaked SECRET_KEY must not become code execution.
+SESSION_SERIALIZER = "django.contrib.sessions.serializers.JSONSerializer"
+
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
@@ -238,6 +303,5 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=3600)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    SECURE_CONTENT_TYPE_NOSNIFF = True
 
 DATA_DIR.mkdir(parents=True, exist_ok=True)

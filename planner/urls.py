@@ -1,13 +1,19 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from planner import views, views_families, views_plans, views_predictions
 
 urlpatterns = [
     path("", views.home, name="home"),
+    # Browsers ask for it on pages without an icon link (admin, browsable API): no 404 in their consoles.
+    path("favicon.ico", RedirectView.as_view(url=static("planner/favicon.svg"), permanent=True,
+                                                      http_method_names=["get", "head"])),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", auth_views.LoginView.as_view(http_method_names=["get", "post", "head", "options"]),
+         name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("families/", views_families.family_list, name="family-list"),
     path("families/<str:name>/", views_families.family_page, name="family-page"),

@@ -1,9 +1,11 @@
 """Server-rendered pages."""
 from django.shortcuts import render
+from django.views.decorators.http import require_safe
 
 from planner.models import Family, Observation, Run
 
 
+@require_safe
 def home(request):
     """What scaleplan is, where to go next, and how big the loaded corpus is."""
     counts = {

@@ -2,7 +2,7 @@
 import django_filters as filters
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import etag
+from django.views.decorators.http import etag, require_safe
 
 from .api.filters import FamilyFilter
 from .models import Family
@@ -35,6 +35,7 @@ def _row(family: Family) -> dict:
     }
 
 
+@require_safe
 def family_list(request):
     filterset = FamilyPageFilter(request.GET, queryset=Family.objects.all())
     valid = filterset.is_valid()
@@ -43,6 +44,7 @@ def family_list(request):
     return render(request, "planner/families.html", context, status=200 if valid else 400)
 
 
+@require_safe
 def family_page(request, name):
     family = get_object_or_404(Family, name=name)
     law = family_law(family)
@@ -66,6 +68,7 @@ def _plot_etag(request, name):
     return family_law_cache_key(family).rsplit(":", 1)[-1] if family else None
 
 
+@require_safe
 @etag(_plot_etag)
 def family_plot(request, name):
     family = get_object_or_404(Family, name=name)

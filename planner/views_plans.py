@@ -9,10 +9,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
 from fits.errormodel import ARE_CAP
 
+from .api.throttling import form_throttle, throttled_response
 from .forms_plans import PlanForm
 from .jobs import JobEnqueueError
 from .models import Job
@@ -26,6 +27,10 @@ from .services_sweeps import error_model_active
 def plan_new(request):
     form = PlanForm(request.POST or None)
     status = 200
+    if request.method == "POST" and (refused := form_throttle(request, "plans")):
+        form.add_error(None, refused)  # before validation, as the API counts every POST
+        return throttled_response(request, render(request, "planner/plan_new.html",
+                                                  {"form": form, "error_model": error_model_active()}))
     if request.method == "POST" and form.is_valid():
         try:
             job = plan_enqueue(data=form.cleaned_data, created_by=request.user)
@@ -103,6 +108,7 @@ def _summary(plan: dict) -> dict:
     }
 
 
+@require_safe
 @login_required
 def plan_page(request, pk):
     job = _own_plan(request, pk)
@@ -117,6 +123,7 @@ def plan_page(request, pk):
     return render(request, "planner/plan.html", context)
 
 
+@require_safe
 @login_required
 def plan_plot(request, pk, name):
     job = _own_plan(request, pk)

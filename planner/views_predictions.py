@@ -8,8 +8,9 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
+from .api.throttling import form_throttle, throttled_response
 from .forms_predictions import PredictionForm
 from .jobs import JobEnqueueError
 from .models import Job
@@ -22,6 +23,10 @@ _FORM_FIELD = {"runs": None, "file": None}
 @login_required
 @require_http_methods(["GET", "POST"])
 def prediction_new(request):
+    if request.method == "POST" and (refused := form_throttle(request, "predictions")):
+        form = PredictionForm(request.POST)  # refused before any work: the upload is not processed
+        form.add_error(None, refused)
+        return throttled_response(request, render(request, "planner/prediction_new.html", {"form": form}))
     form = PredictionForm(request.POST or None, request.FILES or None)
     status = 200
     if request.method == "POST" and form.is_valid():
@@ -70,6 +75,7 @@ def _prediction_summary(job: Job) -> dict | None:
     }
 
 
+@require_safe
 @login_required
 def job_page(request, pk):
     job = _own_job(request, pk)
@@ -82,6 +88,7 @@ def job_page(request, pk):
     return render(request, "planner/job.html", context)
 
 
+@require_safe
 @login_required
 def prediction_plot(request, pk):
     job = _own_job(request, pk)

@@ -6,6 +6,9 @@ SCALEPLAN_VENV="${SCALEPLAN_VENV:-$SCALEPLAN_ROOT/.venv}"
 
 scaleplan_log() { printf 'scaleplan: %s\n' "$*" >&2; }
 
+# scaleplan_redact TEXT: TEXT with the passwords of any URLs in it masked (user:***@host), for logs.
+scaleplan_redact() { sed -E 's#(://[^:/@[:space:]]*:)[^@/[:space:]]*@#\1***@#g' <<<"$*"; }
+
 # scaleplan_venv base|dev
 scaleplan_venv() {
     local extra="$1" spec python stamp want

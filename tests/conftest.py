@@ -33,9 +33,12 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def _data_dir(settings, tmp_path):
-    """Uploads and other files go to a per-test directory."""
+    """Uploads and other files go to a per-test directory; throttle counts to a per-test cache."""
     settings.DATA_DIR = tmp_path / "data"
     settings.DATA_DIR.mkdir()
+    # Throttle counts start from zero in every test (the real cache is a shared directory).
+    settings.CACHES = {**settings.CACHES, "throttle": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"throttle-{uuid.uuid4().hex}"}}
     return settings.DATA_DIR
 
 

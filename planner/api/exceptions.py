@@ -13,7 +13,8 @@ import logging
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
-from django.views import defaults
+from django.views import csrf, defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -113,9 +114,17 @@ def _is_api(request):
     return request.path.startswith("/api/")
 
 
+@csrf_exempt  # a 404 whatever the method: an unknown URL has no form to protect
 def api_not_found(request, *args, **kwargs):
     """Catch-all for unknown /api/ URLs (works in DEBUG too, unlike handler404)."""
     return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}."), status=404)
+
+
+def csrf_failure(request, reason=""):
+    """settings.CSRF_FAILURE_VIEW: the API's error shape under /api/, Django's page elsewhere."""
+    if _is_api(request):
+        return JsonResponse(error_body("csrf_failed", f"CSRF check failed: {reason}"), status=403)
+    return csrf.csrf_failure(request, reason=reason)
 
 
 def handler404(request, exception=None):

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
+from rest_framework.utils import html
 
 from ..models import Family, Job, Observation, Run
 
@@ -87,7 +88,21 @@ class JobSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(url) if request else url
 
 
-class ImportRequestSerializer(serializers.Serializer):
+class SingleValuedFormMixin:
+    """A form field sent twice is an error, not "the last one wins" as in DRF (fields in `repeatable` may repeat)."""
+
+    repeatable = ()
+
+    def to_internal_value(self, data):
+        if html.is_html_input(data):
+            repeated = {key: ["Given more than once; send one value."] for key in data
+                        if key in self.fields and key not in self.repeatable and len(data.getlist(key)) > 1}
+            if repeated:
+                raise serializers.ValidationError(repeated)
+        return super().to_internal_value(data)
+
+
+class ImportRequestSerializer(SingleValuedFormMixin, serializers.Serializer):
     file = serializers.FileField(help_text="Canonical corpus CSV, optionally gzip-compressed (.csv or .csv.gz).")
     skip_invalid = serializers.BooleanField(
         default=False, help_text="Write the valid rows and report the rest, instead of rejecting the file."

@@ -5,9 +5,10 @@ from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.utils import html
 
 from ..services_predictions import DEFAULT_COVERAGE, MAX_PREDICTION_ROWS
-from .serializers import JobSerializer
+from .serializers import JobSerializer, SingleValuedFormMixin
 
 
 def _positive(value):
@@ -35,6 +36,13 @@ class TargetTokensField(serializers.Field):
         "empty": "Give at least one token count.",
         "too_many": "At most 200 token counts.",
     }
+
+    def get_value(self, dictionary):
+        # A form may repeat the field, one value each (as OpenAPI serialises an array in a form):
+        # all of them count, not only the last as DRF's default would take.
+        if html.is_html_input(dictionary) and len(dictionary.getlist(self.field_name)) > 1:
+            return dictionary.getlist(self.field_name)
+        return super().get_value(dictionary)
 
     def to_internal_value(self, data):
         scalar = not isinstance(data, (list, tuple))
@@ -86,7 +94,8 @@ class PredictionJsonRequestSerializer(PredictionTargetSerializer):
     )
 
 
-class PredictionUploadRequestSerializer(PredictionTargetSerializer):
+class PredictionUploadRequestSerializer(SingleValuedFormMixin, PredictionTargetSerializer):
+    repeatable = ("target_tokens",)  # one value each for a curve
     file = serializers.FileField(help_text="Canonical corpus CSV(.gz) holding one family's runs.")
     metric = serializers.CharField(
         required=False, allow_blank=True, default="",

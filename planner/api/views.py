@@ -13,15 +13,16 @@ Access:
 Long work answers 202 with the job and a Location header to poll.
 Errors: one shape for all, see planner.api.exceptions.
 """
-from django.conf import settings
+import re
+
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import filters as drf_filters
 from rest_framework import generics, permissions, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from fits.canonical import CorpusValidationError
@@ -30,9 +31,10 @@ from ..jobs import job_cancel
 from ..models import Family, Job, Observation, Run
 from ..services_corpus import corpus_import_enqueue, corpus_stats_enqueue, upload_check_header
 from . import serializers as s
-from .exceptions import CorpusRejected, PayloadTooLarge
-from .filters import FamilyFilter, ObservationFilter, RunFilter
+from .exceptions import CorpusRejected
+from .filters import FamilyFilter, JobFilter, ObservationFilter, RunFilter
 from .permissions import IsJobOwnerOrStaff, IsStaff
+from .throttling import CreationRateThrottle
 
 ERRORS = {code: OpenApiResponse(s.ErrorSerializer, description=why) for code, why in {
     400: "Invalid input (details: field -> messages)",
@@ -52,8 +54,36 @@ def errors(*codes):
 
 
 class Pagination(PageNumberPagination):
+    """Pages of up to 1000 items; a page_size that is not a positive integer is a 400 (DRF would ignore it)."""
+
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def _positive_int(self, request, name):
+        """The parameter's one value as a positive integer, None if absent; anything else is a 400."""
+        values = request.query_params.getlist(name)
+        if not values:
+            return None
+        if len(values) > 1 or not re.fullmatch(r"\s*[0-9]+\s*", values[0]) or int(values[0]) < 1:
+            raise ValidationError({name: [f"Expected one positive integer, got {', '.join(map(repr, values))}."]})
+        return int(values[0])
+
+    def get_page_size(self, request):
+        size = self._positive_int(request, self.page_size_query_param)
+        return self.page_size if size is None else min(size, self.max_page_size)
+
+    def get_page_number(self, request, paginator):
+        number = self._positive_int(request, self.page_query_param)
+        return 1 if number is None else number  # past the last page: DRF's 404 "Invalid page."
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"]["minimum"] = 1
+            if parameter["name"] == self.page_size_query_param:
+                parameter["description"] = f"Items per page (default {self.page_size}; larger than " \
+                                           f"{self.max_page_size} counts as {self.max_page_size})."
+        return parameters
 
 
 @extend_schema_view(
@@ -113,7 +143,7 @@ def _accepted(request, job):
 class ImportCreate(APIView):
     permission_classes = [permissions.IsAuthenticated, IsStaff]
     parser_classes = [MultiPartParser, FormParser]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [CreationRateThrottle]
     throttle_scope = "uploads"
 
     @extend_schema(
@@ -128,11 +158,7 @@ class ImportCreate(APIView):
         responses={202: s.JobSerializer, **errors(400, 401, 403, 413, 415, 429, 503)},
     )
     def post(self, request):
-        # Refuse an oversized body before it is read and stored.
-        limit = settings.SCALEPLAN_MAX_UPLOAD_BYTES
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > limit + 64 * 1024:  # multipart framing around the file
-            raise PayloadTooLarge(f"The request is {length} bytes; the upload limit is {limit} bytes.")
+        # An oversized body never gets here: planner.uploads refuses it before it is read.
         form = s.ImportRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         upload = form.validated_data["file"]
@@ -172,7 +198,7 @@ class JobQuerysetMixin:
 
 class JobList(JobQuerysetMixin, generics.ListAPIView):
     pagination_class = Pagination
-    filterset_fields = ["kind", "status"]
+    filterset_class = JobFilter
 
     def get_queryset(self):
         qs = super().get_queryset()

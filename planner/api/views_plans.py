@@ -18,7 +18,9 @@ from ..services_plans import NO_MODEL_MESSAGE, NoErrorModel, plan_enqueue
 from ..services_sweeps import error_model_active, sweep_enqueue
 from . import serializers_plans as sp
 from .exceptions import Conflict
+from .filters import JobStatusFilter
 from .permissions import IsJobOwnerOrStaff, IsStaff
+from .throttling import CreationRateThrottle
 from .views import Pagination, errors
 
 PLAN_REQUEST_EXAMPLE = {"target_params": 7e9, "target_tokens": 1.4e11, "budget_fraction": 0.05, "max_models": 8}
@@ -48,8 +50,10 @@ def _accepted(request, serializer_class, job):
 class PlanListCreate(generics.ListAPIView):
     serializer_class = sp.PlanJobSerializer
     permission_classes = [permissions.IsAuthenticated]
+    throttle_classes = [CreationRateThrottle]  # POSTs only, shared with the plan form
+    throttle_scope = "plans"
     pagination_class = Pagination
-    filterset_fields = ["status"]
+    filterset_class = JobStatusFilter
 
     def get_queryset(self):
         qs = Job.objects.filter(kind=Job.Kind.PLAN).select_related("created_by")
@@ -72,7 +76,7 @@ class PlanListCreate(generics.ListAPIView):
             f"naming the field. No error model yet: 409 ({NO_MODEL_MESSAGE})."
         ),
         request=sp.PlanRequestSerializer,
-        responses={202: sp.PlanJobSerializer, **errors(400, 401, 409, 503)},
+        responses={202: sp.PlanJobSerializer, **errors(400, 401, 409, 429, 503)},
         examples=[
             OpenApiExample("7B target, 5% of its compute", value=PLAN_REQUEST_EXAMPLE, request_only=True),
             OpenApiExample("Queued", response_only=True, status_codes=["202"], value={

@@ -3,7 +3,6 @@
 Writes need a token; a prediction job, like every job, is visible to its
 creator and to staff only.
 """
-from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.exceptions import ValidationError
@@ -11,13 +10,14 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from fits.canonical import CorpusValidationError
+from fits.canonical import CorpusTooLarge, CorpusValidationError
 
 from ..models import Job
 from ..services_predictions import PredictionInputError, prediction_enqueue, prediction_runs_from_csv
 from . import serializers_predictions as sp
 from .exceptions import CorpusRejected, PayloadTooLarge
 from .permissions import IsJobOwnerOrStaff
+from .throttling import CreationRateThrottle
 from .views import errors
 
 JSON_EXAMPLE = {
@@ -46,6 +46,8 @@ def _invalid(exc: PredictionInputError):
 
 class PredictionCreate(APIView):
     permission_classes = [permissions.IsAuthenticated]
+    throttle_classes = [CreationRateThrottle]  # shared with the prediction form
+    throttle_scope = "predictions"
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     @extend_schema(
@@ -63,7 +65,7 @@ class PredictionCreate(APIView):
             "application/json": sp.PredictionJsonRequestSerializer,
             "multipart/form-data": sp.PredictionUploadRequestSerializer,
         },
-        responses={202: sp.PredictionJobSerializer, **errors(400, 401, 413, 415, 503)},
+        responses={202: sp.PredictionJobSerializer, **errors(400, 401, 413, 415, 429, 503)},
         examples=[
             OpenApiExample("Runs as JSON", value=JSON_EXAMPLE, request_only=True, media_type="application/json"),
             OpenApiExample(
@@ -74,15 +76,14 @@ class PredictionCreate(APIView):
     )
     def post(self, request):
         if request.content_type.startswith("multipart/") or request.content_type.startswith("application/x-www"):
-            limit = settings.SCALEPLAN_MAX_UPLOAD_BYTES
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-            if length > limit + 64 * 1024:  # multipart framing around the file
-                raise PayloadTooLarge(f"The request is {length} bytes; the upload limit is {limit} bytes.")
+            # An oversized body never gets here: planner.uploads refuses it before it is read.
             form = sp.PredictionUploadRequestSerializer(data=request.data)
             form.is_valid(raise_exception=True)
             upload = form.validated_data["file"]
             try:
                 runs, source = prediction_runs_from_csv(data=upload.read(), metric=form.validated_data["metric"])
+            except CorpusTooLarge as exc:
+                raise PayloadTooLarge(str(exc.problems[0])) from exc
             except CorpusValidationError as exc:
                 raise CorpusRejected(exc) from exc
             except PredictionInputError as exc:

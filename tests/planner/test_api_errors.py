@@ -93,3 +93,58 @@ def test_a_500_outside_drf_on_an_api_path_is_json():
     response = handler500(RequestFactory().get("/api/v1/families/"))
     assert response.status_code == 500
     assert json.loads(response.content) == {"error": {"code": "server_error", "message": "Internal server error.", "details": {}}}
+
+
+@pytest.mark.parametrize("query, parameter", [
+    ("excluded=maybe", "excluded"),
+    ("page_size=abc", "page_size"),
+    ("page_size=0", "page_size"),
+    ("page_size=%C2%B9", "page_size"),  # a superscript one is a digit to str.isdigit, not to int()
+    ("page=", "page"),
+    ("page=1&page=2", "page"),
+])
+def test_a_query_parameter_that_does_not_parse_is_a_400_naming_it(api_client, corpus, query, parameter):
+    error = assert_error(api_client.get(f"/api/v1/families/?{query}"), 400, "invalid")
+    assert list(error["details"]) == [parameter]
+
+
+def test_empty_filters_mean_any_as_html_filter_forms_send_them(api_client, corpus):
+    response = api_client.get("/api/v1/families/?arch=&excluded=")
+    assert response.status_code == 200 and response.json()["count"] == 2
+
+
+def test_a_form_encoded_body_to_a_json_endpoint_is_a_415(client_for, owner):
+    response = client_for(owner).post("/api/v1/stats/refresh/", {"families": "tiny"}, format="multipart")
+    assert_error(response, 415, "unsupported_media_type")
+
+
+def test_a_post_to_an_unknown_api_url_is_a_json_404_not_a_csrf_page(client, owner):
+    client.force_login(owner)  # a session cookie: Django's CSRF check would answer first with an HTML 403
+    response = client.post("/api/v1/nowhere/-1/")
+    assert_error(response, 404, "not_found")
+
+
+@pytest.mark.parametrize("query", ["run=", "tokens_min=abc", "family_id=1e999x"])
+def test_a_number_filter_that_is_empty_or_no_number_is_a_400(api_client, corpus, query):
+    error = assert_error(api_client.get(f"/api/v1/observations/?{query}"), 400, "invalid")
+    assert list(error["details"]) == [query.split("=")[0]]
+
+
+def test_an_id_beyond_what_a_column_holds_is_a_400_not_a_database_error(api_client, corpus):
+    # SQLite raised OverflowError (a 500) on such a value.
+    error = assert_error(api_client.get("/api/v1/observations/?run=-1e154"), 400, "invalid")
+    assert list(error["details"]) == ["run"]
+
+
+@pytest.mark.parametrize("query, runs", [
+    ("params_max=1e40", 4), ("params_min=-1e40", 4), ("params_min=1e40", 0),  # past int64: all or none
+    ("params_min=10000000.5", 3), ("params_max=10000000.5", 1),  # whole numbers keep the same rows
+])
+def test_a_bound_on_parameters_keeps_the_rows_it_says(api_client, corpus, query, runs):
+    response = api_client.get(f"/api/v1/runs/?{query}")
+    assert response.status_code == 200 and response.json()["count"] == runs
+
+
+def test_an_absurd_bound_is_refused_by_django_filters_own_limit(api_client, corpus):
+    error = assert_error(api_client.get("/api/v1/runs/?params_max=1e300"), 400, "invalid")
+    assert "less than or equal to 1e+50" in error["details"]["params_max"][0]

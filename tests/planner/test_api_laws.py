@@ -80,7 +80,7 @@ def test_the_schema_documents_the_laws_with_an_example(api_client):
     schema = api_client.get("/api/v1/schema/?format=json").json()
 
     detail = schema["paths"]["/api/v1/laws/{name}/"]["get"]
-    assert set(detail["responses"]) == {"200", "404"}
+    assert set(detail["responses"]) == {"200", "401", "404"}  # 401: an invalid token, on any operation
     content = detail["responses"]["200"]["content"]["application/json"]
     assert content["schema"]["$ref"].endswith("/FamilyLaw")
     example = content["examples"]["OPT"]["value"]["backtest"]

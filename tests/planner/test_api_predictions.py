@@ -177,3 +177,16 @@ def test_a_real_worker_takes_a_prediction_from_queued_to_succeeded(celery_worker
     assert len(result["prediction"]) == 2 and result["diagnostics"] == []
     assert all(lo < p < hi for lo, p, hi in zip(result["lower"], result["prediction"], result["upper"]))
     assert data["plot_url"].endswith(f"/predictions/{job.pk}/plot.png")
+
+
+def test_repeated_target_tokens_in_a_form_make_a_curve_and_other_repeated_fields_are_refused(client_for, owner):
+    data = csv_of(synthetic_runs())
+    response = client_for(owner).post(URL, {"file": upload(data), "target_params": 1e10,
+                                            "target_tokens": [1e11, 3e11]}, format="multipart")
+    assert response.status_code == 202, response.content
+    assert Job.objects.get().input["target_tokens"] == [1e11, 3e11]  # both, not only the last
+
+    response = client_for(owner).post(URL, {"file": upload(data), "target_params": [1e10, 2e10],
+                                            "target_tokens": 1e11}, format="multipart")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {"target_params": ["Given more than once; send one value."]}

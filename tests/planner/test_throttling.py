@@ -1,0 +1,106 @@
+"""Per-user limits on creating plans and predictions: API POSTs and HTML forms share one count.
+
+The rates come from SCALEPLAN_PLAN_RATE / SCALEPLAN_PREDICTION_RATE; here they are
+patched low, as DRF reads them once at import.
+"""
+import pytest
+from rest_framework.throttling import ScopedRateThrottle
+
+from planner.models import Job
+from tests.planner.test_api_errors import assert_error
+from tests.planner.test_plans import REQUEST as PLAN_REQUEST
+from tests.planner.test_plans import error_model  # noqa: F401 (fixture)
+from tests.planner.test_settings import setting_values
+
+pytestmark = pytest.mark.django_db
+
+RUNS = [{"model": f"m-{n}", "params": n * 1e6, "tokens": t, "value": 2.0 + 300 / n ** 0.3 + 200 / (t / 1e9) ** 0.3}
+        for n in (20, 60, 200) for t in (2e9, 1e10)]
+PREDICTION = {"runs": RUNS, "target_params": 1e9, "target_tokens": 2e10}
+PREDICTION_FORM = {
+    "csv_text": "family,model,arch,params,tokens,step,seed,dataset,epochs,flops,metric,value,split,source\n" + "".join(
+        f"mine,{r['model']},dec,{int(r['params'])},{r['tokens']},,,,,,val_loss,{r['value']},validation,\n" for r in RUNS),
+    "target_params": "1e9", "target_tokens": "2e10", "coverage": "0.8",
+}
+PLAN_FORM = {"target_params": "7e9", "target_tokens": "1.4e11", "budget_fraction": "0.05", "max_models": "6"}
+
+
+@pytest.fixture
+def low_rates(monkeypatch):
+    from planner import jobs
+
+    monkeypatch.setattr(jobs, "_enqueue", lambda job_id: None)
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES",
+                        {**ScopedRateThrottle.THROTTLE_RATES, "plans": "2/hour", "predictions": "2/hour"})
+
+
+def assert_throttled(response):
+    error = assert_error(response, 429, "throttled")
+    retry = int(response["Retry-After"])
+    assert 0 < retry <= 3600
+    assert error["details"]["retry_after_seconds"] == pytest.approx(retry, abs=1)
+    assert "Expected available in" in error["message"]
+
+
+def test_plans_over_the_rate_get_429_with_retry_after(client_for, owner, error_model, low_rates):  # noqa: F811
+    client = client_for(owner)
+    assert [client.post("/api/v1/plans/", PLAN_REQUEST, format="json").status_code for _ in range(2)] == [202, 202]
+    assert_throttled(client.post("/api/v1/plans/", PLAN_REQUEST, format="json"))
+    assert Job.objects.count() == 2
+    assert client.get("/api/v1/plans/").status_code == 200  # reading is never throttled
+
+
+def test_the_limit_is_per_user(client_for, owner, stranger, error_model, low_rates):  # noqa: F811
+    for _ in range(2):
+        client_for(owner).post("/api/v1/plans/", PLAN_REQUEST, format="json")
+    assert client_for(stranger).post("/api/v1/plans/", PLAN_REQUEST, format="json").status_code == 202
+
+
+def test_predictions_over_the_rate_get_429(client_for, owner, low_rates):
+    client = client_for(owner)
+    assert [client.post("/api/v1/predictions/", PREDICTION, format="json").status_code for _ in range(2)] == [202, 202]
+    assert_throttled(client.post("/api/v1/predictions/", PREDICTION, format="json"))
+
+
+def test_invalid_requests_count_too(client_for, owner, low_rates):
+    # Validation is the expensive part of a bad 50,000-row body: it is what the limit protects.
+    client = client_for(owner)
+    assert [client.post("/api/v1/predictions/", {}, format="json").status_code for _ in range(2)] == [400, 400]
+    assert client.post("/api/v1/predictions/", PREDICTION, format="json").status_code == 429
+
+
+def test_the_plan_form_shares_the_apis_count_and_says_why(client, client_for, owner, error_model,  # noqa: F811
+                                                          low_rates):
+    client_for(owner).post("/api/v1/plans/", PLAN_REQUEST, format="json")
+    client.force_login(owner)
+    assert client.post("/plans/new", PLAN_FORM).status_code == 302  # the second of two
+    response = client.post("/plans/new", PLAN_FORM)
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
+    html = response.content.decode()
+    assert "Too many requests: at most 2/hour per user for plans." in html and "Try again in" in html
+    assert 'value="7e9"' in html or 'value="7000000000.0"' in html  # the form keeps what was typed
+    assert Job.objects.count() == 2
+    assert client.get("/plans/new").status_code == 200
+
+
+def test_the_prediction_form_is_throttled_with_the_api(client, client_for, owner, low_rates):
+    client.force_login(owner)
+    assert client.post("/predictions/new", PREDICTION_FORM).status_code == 302
+    assert client_for(owner).post("/api/v1/predictions/", PREDICTION, format="json").status_code == 202
+    response = client.post("/predictions/new", PREDICTION_FORM)
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
+    assert "at most 2/hour per user for predictions" in response.content.decode()
+
+
+def test_the_rates_come_from_the_environment_with_sensible_defaults(tmp_path):
+    rates = setting_values(tmp_path, ["REST_FRAMEWORK"])["REST_FRAMEWORK"]["DEFAULT_THROTTLE_RATES"]
+    assert rates == {"uploads": "60/hour", "plans": "300/hour", "predictions": "120/hour"}
+    rates = setting_values(tmp_path, ["REST_FRAMEWORK"], SCALEPLAN_PLAN_RATE="5/minute",
+                           SCALEPLAN_PREDICTION_RATE="1000/day")["REST_FRAMEWORK"]["DEFAULT_THROTTLE_RATES"]
+    assert (rates["plans"], rates["predictions"]) == ("5/minute", "1000/day")
+
+
+def test_counts_live_in_a_cache_every_web_process_shares(tmp_path):
+    caches = setting_values(tmp_path, ["CACHES"])["CACHES"]
+    assert caches["throttle"]["BACKEND"] == "django.core.cache.backends.filebased.FileBasedCache"
+    assert caches["throttle"]["LOCATION"] == str(tmp_path / "data" / "throttle")
