@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from .data import run_key
-from .fitting import DEFAULT_PRIOR, FitInputError, FitResult, fit_law
-from .laws import CHINCHILLA, CONSTANT, DATA_CONSTRAINED, SIZE_ONLY, TOKENS_ONLY, LawForm
+from .fitting import DEFAULT_PRIOR, ExponentPrior, FitInputError, FitResult, fit_law
+from .laws import CHINCHILLA, CONSTANT, DATA_CONSTRAINED, SIZE_ONLY, TOKENS_ONLY, LawForm, form_named
 from .policy import DEFAULT_POLICY, CheckpointPolicy
 
 REQUIRED_COLUMNS = ("model", "params", "tokens", "value")
@@ -35,6 +35,8 @@ SCHEDULE_MIN_LENGTH_RATIO = 1.5
 # ~20% above their minimum; noise on a flat curve is well under 1%).
 OVERFIT_RISE = 0.01
 OVERFIT_MIN_EPOCHS = 2.0
+# Final losses identify a law's exponents when there are at least this many more runs than parameters.
+MIN_SPARE_RUNS = 2
 
 
 def prepare_train(train: pd.DataFrame) -> pd.DataFrame:
@@ -150,6 +152,7 @@ def fit_train(
     form: LawForm | str | None = None,
     delta: float = DEFAULT_DELTA,
     terms=TERMS,
+    prior: ExponentPrior | str | None = "auto",
     **kwargs,
 ) -> tuple[FitResult, pd.DataFrame]:
     """Select checkpoints with ``policy`` and fit; returns the result and the rows used (with weights)."""
@@ -157,13 +160,36 @@ def fit_train(
     selected = policy.select(frame)
     if selected.empty:
         raise FitInputError(f"checkpoint policy {policy.name!r} kept no rows")
-    chosen = choose_form(selected, terms) if form is None else form
-    kwargs.setdefault("prior", DEFAULT_PRIOR)
+    chosen = choose_form(selected, terms) if form is None else (form_named(form) if isinstance(form, str) else form)
+    if isinstance(prior, str):  # "auto": borrow the exponents only where the data cannot identify them
+        prior = None if exponents_identified(selected, chosen) else DEFAULT_PRIOR
     result = fit_law(
         selected["params"], selected["tokens"], selected["value"], form=chosen, epochs=selected["epochs"],
-        run_tokens=selected["run_tokens"], runs=run_key(selected), weights=selected["weight"], delta=delta, **kwargs,
+        run_tokens=selected["run_tokens"], runs=run_key(selected), weights=selected["weight"], delta=delta,
+        prior=prior, **kwargs,
     )
     return result, selected
+
+
+def exponents_identified(selected: pd.DataFrame, form: LawForm) -> bool:
+    """Whether the data can pin the law's exponents down on their own.
+
+    Not with fewer than three sizes for a size term (E, A and alpha from two
+    sizes: any alpha fits), nor from final losses of barely more runs than the
+    law has parameters (five runs for five parameters interpolate exactly).
+    Then the fit borrows them (:class:`fits.fitting.ExponentPrior`); otherwise
+    the data decide alone. Measured (README, the science): borrowing everywhere
+    gained nothing on families that identify their exponents, and cost plans on
+    the synthetic families whose exponents (~2) are far from language models'.
+    """
+    if not form.exponent_names:
+        return True
+    if form.size_term and selected["params"].nunique() < 3:
+        return False
+    runs = run_key(selected).nunique()
+    final_losses = len(selected) <= 1.5 * runs
+    n_params = len(form.coefficient_names) + len(form.exponent_names)
+    return not (final_losses and runs < n_params + MIN_SPARE_RUNS)
 
 
 def target_run_tokens(target_params, target_tokens) -> np.ndarray:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .api import fit_train, make_predictor, target_run_tokens
+from .fitting import DEFAULT_PRIOR
 from .backtest import TARGET_FRACTION, are, backtest, split_target, summarise
 from .canonical import CorpusValidationError, read_canonical, read_families
 from .data import primary_observations
@@ -129,7 +130,8 @@ def pct(x) -> str:
 
 # The method's choices beyond the checkpoint policy, each undone on its own (backtest --compare-policies).
 METHOD_VARIANTS = {
-    "no-prior": {"prior": None},  # the single robust fit: no exponent posterior
+    "never-borrow": {"prior": None},  # the single robust fit even where the data cannot identify the exponents
+    "always-borrow": {"prior": DEFAULT_PRIOR},  # the exponent posterior everywhere
     "no-schedule": {"terms": ("overfit",)},
     "no-overfit": {"terms": ("schedule",)},
     "huber-1e-3": {"delta": 1e-3},

@@ -14,19 +14,18 @@ Why this design (measured by ``bench/fit_speed.py`` and the backtests):
   fit and a few spiky checkpoints do not pull it. Measured against L-BFGS-B
   with analytic gradients over all parameters (kept as ``refine="lbfgs"``):
   faster and lower ARE on the corpus backtest.
-* With a ``prior`` (what :func:`fits.api.fit_train` passes), the exponents are
-  not a single point: the fit's profile likelihood over an exponent grid is
-  combined with a broad prior centred on Hoffmann et al.'s exponents, and
-  predictions average the laws of the grid by their posterior weight
-  (Bayesian model averaging). Where the data pin the exponents down (many
-  runs, long curves) the posterior is the fit; where they cannot (two sizes,
-  or five runs for five parameters) the exponents are in effect borrowed,
-  instead of being whatever the flat valley of the fit happens to end at. How
-  much the data say is counted honestly: checkpoints of one run are not
-  independent, so a run's curve counts as at most ``points_per_run``
-  observations, runs count by their effective number (Kish) under the
-  policy's weights, and the linear coefficients' degrees of freedom are taken
-  off (as in REML).
+* With a ``prior`` (what :func:`fits.api.fit_train` passes where the data
+  cannot identify the exponents: two sizes, or final losses of barely more runs
+  than the law has parameters), the exponents are not a single point: the
+  fit's profile likelihood over an exponent grid is combined with a broad
+  prior centred on Hoffmann et al.'s exponents, and predictions average the
+  laws of the grid by their posterior weight (Bayesian model averaging). So
+  the exponents are in effect borrowed, instead of being whatever the flat
+  valley of the fit happens to end at. How much the data say is counted
+  honestly: checkpoints of one run are not independent, so a run's curve
+  counts as at most ``points_per_run`` observations, runs count by their
+  effective number (Kish) under the policy's weights, and the linear
+  coefficients' degrees of freedom are taken off (as in REML).
 
 Residuals are relative (log-space), so a family's loss level does not change
 how hard a point pulls. Non-convergence is a result, never an exception; bad
@@ -79,7 +78,6 @@ class ExponentPrior:
     sd_log: float = 1.0
     flat_share: float = 0.1
     points_per_run: float = 10.0
-    average: bool = True  # predict with the posterior average over exponents; False: with its mode only
 
     def log_density(self, alphas: np.ndarray | None, betas: np.ndarray | None) -> np.ndarray:
         """log prior mass of each grid cell (ka, kb); None = that exponent is not free (one cell)."""
@@ -90,7 +88,7 @@ class ExponentPrior:
         return np.log((1.0 - self.flat_share) * g + self.flat_share / g.size)
 
     def to_dict(self) -> dict:
-        return {k: (v if isinstance(v, bool) else float(v)) for k, v in asdict(self).items()}
+        return {k: float(v) for k, v in asdict(self).items()}
 
 
 DEFAULT_PRIOR = ExponentPrior()
@@ -524,8 +522,6 @@ def fit_law(
         mixture, posterior, (coef, alpha, beta), evals = _posterior(proj, form, w, best["robust_weights"], runs,
                                                                     prior, fixed_exponents, alpha, beta)
         nfev += evals
-        if not prior.average:
-            mixture = None
 
     pred = proj.columns(alpha, beta) @ coef
     if not np.all(np.isfinite(pred)) or np.any(pred <= 0):

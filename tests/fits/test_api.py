@@ -4,7 +4,9 @@ import pandas as pd
 import pytest
 
 import fits
-from fits.api import choose_form, prepare_train, target_run_tokens
+import fits.api
+from fits.api import choose_form, exponents_identified, prepare_train, target_run_tokens
+from fits.laws import CHINCHILLA
 from fits.backtest import split_target
 
 # (family, what shape it stands for)
@@ -149,3 +151,20 @@ def test_a_run_tokens_column_says_how_long_runs_in_progress_will_be():
     assert prepare_train(train)["run_tokens"].tolist() == [8e9] * 4
     with pytest.raises(fits.FitInputError, match=r"'run_tokens' .* row 1 has 2000000000\.0 < 4000000000\.0"):
         prepare_train(GOOD.assign(run_tokens=[8e9, 2e9, 8e9, 8e9]))
+
+
+def test_exponents_are_borrowed_only_where_the_data_cannot_identify_them():
+    two_sizes = _curves([2e9, 6e9, 2e10])
+    two_sizes = two_sizes[two_sizes["params"] < 1e9]
+    five_points = prepare_train(pd.DataFrame({"model": list("abcde"), "params": [1e8, 2e8, 4e8, 8e8, 1.6e9],
+                                              "tokens": [8e10, 4e10, 2e10, 1e10, 5e9],
+                                              "value": [3.0, 2.95, 2.93, 2.96, 3.05]}))
+    curves = _curves([2e9, 6e9, 2e10])
+    assert not exponents_identified(two_sizes, CHINCHILLA)
+    assert not exponents_identified(five_points, CHINCHILLA)
+    assert exponents_identified(curves, CHINCHILLA)
+    # What fit_train does with it: a posterior (borrowed exponents) only where they are not identified.
+    assert "posterior" in fits.api.fit_train(two_sizes)[0].stats
+    assert "posterior" in fits.api.fit_train(five_points)[0].stats
+    assert "posterior" not in fits.api.fit_train(curves)[0].stats
+    assert "posterior" in fits.api.fit_train(curves, prior=fits.DEFAULT_PRIOR)[0].stats
