@@ -218,7 +218,8 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 # Beat keeps no state worth saving (one interval task): the in-memory scheduler,
-# not the default one's shelve file (pickle) in the working directory.
+# not the default PersistentScheduler, whose schedule file in the working
+# directory is written with pickle.
 CELERY_BEAT_SCHEDULER = "celery.beat:Scheduler"
 
 # --- REST framework ----------------------------------------------------------

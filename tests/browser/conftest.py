@@ -6,7 +6,8 @@ started once per session. Workers are started by each test when it wants its job
 to run (tests/conftest.py's `celery_workers`), so a page can be seen queued first.
 
 Every test fails on a browser console error, an uncaught page error, a failed or
-4xx/5xx same-origin request, or a request to another origin (support.PageGuard).
+4xx/5xx same-origin request, a request to another origin, or anything the pages'
+Content-Security-Policy refuses (support.PageGuard).
 Screenshots of each step go to test-artifacts/screenshots/<test>/ (SCALEPLAN_SCREENSHOTS
 to put them elsewhere); a failing test leaves failure.png there and prints the ends
 of the server's and workers' logs.

@@ -78,13 +78,31 @@ def root_of_project() -> Path:
 # --- what the browser saw --------------------------------------------------------
 
 
+# Reports each CSP violation of the document to the guard (the event is the standard's; it carries the
+# directive and URL that Chromium's console text only describes).
+_CSP_LISTENER = """
+window.addEventListener("securitypolicyviolation", (e) => window.__scaleplanCspViolation({
+    directive: e.effectiveDirective, blockedURI: e.blockedURI, documentURI: e.documentURI,
+    sourceFile: e.sourceFile, lineNumber: e.lineNumber,
+}), true);
+"""
+# Chromium's console errors for a violation, already reported from the event. Should its wording change,
+# a violation is reported twice (once as a console error). (A Web Worker's violations fire in the worker,
+# not on this window; the pages start no workers.)
+_CSP_CONSOLE_TEXT = re.compile(r"violates the (following|document's) Content Security Policy")
+
+
 @dataclass
 class PageGuard:
     """Collects what must not happen on a page: console errors, uncaught errors, failed or refused requests.
 
     Same-origin responses of 400 and above are problems (a form with bad input answers 200 with
     its errors); requests to any other origin are problems too, since the service must work with
-    no network. `responses` keeps every response seen, for tests to inspect.
+    no network. The pages' Content-Security-Policy makes the browser refuse most of those itself
+    (and inline script or style), so they never become requests: the page's
+    ``securitypolicyviolation`` events are reported instead, one line each with the directive and
+    the refused URL (Chromium's own console errors for them say the same, so they are not
+    repeated). `responses` keeps every response seen, for tests to inspect.
     """
 
     origin: str
@@ -93,6 +111,10 @@ class PageGuard:
     _reported: int = 0
 
     def attach(self, page):
+        # Before any navigation: the binding and the listener then exist in every document the page loads.
+        # Init scripts and bindings are installed by Playwright over the DevTools protocol, outside the CSP.
+        page.expose_binding("__scaleplanCspViolation", lambda source, v: self._on_csp_violation(v))
+        page.add_init_script(_CSP_LISTENER)
         page.on("console", self._on_console)
         page.on("pageerror", lambda error: self.problems.append(f"uncaught error on {page.url}: {error}"))
         page.on("request", self._on_request)
@@ -100,9 +122,16 @@ class PageGuard:
         page.on("response", self._on_response)
 
     def _on_console(self, message):
-        if message.type == "error":
+        if message.type == "error" and not _CSP_CONSOLE_TEXT.search(message.text):
             where = message.location
             self.problems.append(f"console error: {message.text} (at {where.get('url')}:{where.get('lineNumber')})")
+
+    def _on_csp_violation(self, v: dict):
+        blocked = v["blockedURI"]  # a URL, or a keyword: "inline", "eval", "data", ...
+        cross_origin = "://" in blocked and not self._same_origin(blocked)
+        what = f"request to another origin {blocked}" if cross_origin else blocked
+        self.problems.append(f"refused by the Content-Security-Policy ({v['directive']}): {what} "
+                             f"(at {v['sourceFile'] or v['documentURI']}:{v['lineNumber']})")
 
     def _same_origin(self, url: str) -> bool:
         return url == self.origin or url.startswith(self.origin + "/")

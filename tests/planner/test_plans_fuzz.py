@@ -3,7 +3,9 @@
 Property: any JSON body to POST /api/v1/plans/ is either a 202 whose job the
 runner turns into a JSON-safe plan, or a 400 naming the fields at fault with a
 message each, and then no row of any table has changed. The plan form answers
-the same way (a redirect, or 400 with field errors). Derandomized, bounded.
+the same way for people: a redirect, or the form again with errors under the
+fields (status 200, as Django's forms answer; a 4xx page would be a browser
+console error), and no row changed. Derandomized, bounded.
 """
 import json
 import math
@@ -98,8 +100,10 @@ def test_the_plan_form_redirects_or_shows_errors_under_the_fields(world, client,
     client.force_login(owner)
     before = table_counts()
     response = client.post("/plans/new", _as_form(body))
-    assert response.status_code in (302, 400), response.status_code
-    if response.status_code == 400:
+    # 429 (throttled) and 503 (broker down) are the form's other answers, tested in test_throttling and
+    # test_jobs; here the throttle is lifted and nothing is enqueued, so a request plans or names its fields.
+    assert response.status_code in (302, 200), response.status_code
+    if response.status_code == 200:
         errors = {k: list(v) for k, v in response.context["form"].errors.items()}
         _check_error_details(errors, REQUEST_FIELDS + ("__all__",))  # "__all__": shown above the fields
         assert table_counts() == before
