@@ -174,9 +174,10 @@ def fit_train(
 def exponents_identified(selected: pd.DataFrame, form: LawForm) -> bool:
     """Whether the data can pin the law's exponents down on their own.
 
-    Not with fewer than three sizes for a size term (E, A and alpha from two
-    sizes: any alpha fits), nor from final losses of barely more runs than the
-    law has parameters (five runs for five parameters interpolate exactly).
+    Not from fewer than three sizes (E, A and alpha from two sizes: any alpha
+    fits; and one size's curve trades E against beta), nor from final losses
+    of barely more runs than the law has parameters (five runs for five
+    parameters interpolate exactly).
     Then the fit borrows them (:class:`fits.fitting.ExponentPrior`); otherwise
     the data decide alone. Measured (README, the science): borrowing everywhere
     gained nothing on families that identify their exponents, and cost plans on
@@ -184,7 +185,7 @@ def exponents_identified(selected: pd.DataFrame, form: LawForm) -> bool:
     """
     if not form.exponent_names:
         return True
-    if form.size_term and selected["params"].nunique() < 3:
+    if selected["params"].nunique() < 3:
         return False
     runs = run_key(selected).nunique()
     final_losses = len(selected) <= 1.5 * runs
