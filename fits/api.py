@@ -249,13 +249,14 @@ def predict_interval(train: pd.DataFrame, target_params, target_tokens, coverage
     n, d = _targets(target_params, target_tokens)
     # The bootstrap works on flat target lists; answer in the targets' shape.
     epochs = None if target_epochs is None else np.broadcast_to(np.asarray(target_epochs, dtype=float), n.shape).ravel()
-    run = target_run_tokens_or_default(n, d, target_run_tokens).ravel()
+    run = resolve_target_run_tokens(n, d, target_run_tokens).ravel()
     out = prediction_interval(train, n.ravel(), d.ravel(), coverage=coverage, target_epochs=epochs, n_boot=n_boot,
                               seed=seed, target_run_tokens=run)
     return out.lower.reshape(n.shape), out.upper.reshape(n.shape)
 
 
-def target_run_tokens_or_default(n, d, given=None) -> np.ndarray:
+def resolve_target_run_tokens(n, d, given=None) -> np.ndarray:
+    """``given`` (checked: at least each target's tokens), or the contract's default (:func:`target_run_tokens`)."""
     if given is None:
         return target_run_tokens(n, d)
     run = np.broadcast_to(np.asarray(given, dtype=float), d.shape)
@@ -273,7 +274,7 @@ def make_predictor(policy: CheckpointPolicy = DEFAULT_POLICY, **fit_kwargs):
 
     def predict(train, target_params, target_tokens, target_epochs=None, target_run_tokens=None):
         n, d = _targets(target_params, target_tokens)
-        run = target_run_tokens_or_default(n, d, target_run_tokens)
+        run = resolve_target_run_tokens(n, d, target_run_tokens)
         result, _ = fit_train(train, policy=policy, **fit_kwargs)
         return finish_prediction(result, prepare_train(train), n, d, result.predict(n, d, target_epochs, run))
 

@@ -148,7 +148,7 @@ def prediction_interval(train, target_params, target_tokens, *, coverage: float 
     only: the right interval when the law is known to be the true model
     (synthetic checks).
     """
-    from .api import DEFAULT_DELTA, finish_prediction, fit_train, prepare_train, target_run_tokens_or_default
+    from .api import DEFAULT_DELTA, finish_prediction, fit_train, prepare_train, resolve_target_run_tokens
 
     if not 0 < coverage < 1:
         raise ValueError(f"coverage must be between 0 and 1, not {coverage}")
@@ -156,7 +156,7 @@ def prediction_interval(train, target_params, target_tokens, *, coverage: float 
     n = np.atleast_1d(np.asarray(target_params, dtype=float))
     d = np.atleast_1d(np.asarray(target_tokens, dtype=float))
     n, d = np.broadcast_arrays(n, d)
-    run = target_run_tokens_or_default(n, d, target_run_tokens)
+    run = resolve_target_run_tokens(n, d, target_run_tokens)
     center = finish_prediction(result, prepare_train(train), n, d, result.predict(n, d, target_epochs, run))
     boots, run_sd, dof = bootstrap_predictions(selected, result, n, d, target_epochs=target_epochs,
                                                target_run_tokens=run, n_boot=n_boot, seed=seed, delta=DEFAULT_DELTA)
