@@ -1,7 +1,6 @@
 """fits.plan: recommendations within a budget, impossible requests, and the held-out evaluation."""
 import json
 
-import numpy as np
 import pytest
 
 from fits.errormodel import fit_error_model

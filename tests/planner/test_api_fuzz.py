@@ -29,7 +29,6 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from planner.models import Job
-from tests.conftest import SMALL_CORPUS
 from tests.planner.test_plans import REQUEST as PLAN_REQUEST
 from tests.planner.test_plans import error_model  # noqa: F401 (fixture)
 
