@@ -33,7 +33,7 @@ def main(argv=None):
     from django.core.management import call_command
     from django.db import connection
 
-    from planner.importing import import_canonical
+    from planner.corpus.importing import import_canonical
     from planner.models import Family, Observation
 
     path = args.file or Path(settings.SCALEPLAN_SHARED_DIR) / "corpus" / "colpret.csv.gz"

@@ -77,7 +77,7 @@ def prepare(exit):
     from django.db import connection
 
     from planner.models import Family
-    from planner.services_sweeps import error_model_active
+    from planner.errormodels.services import error_model_active
 
     if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL.startswith("redis"):
         exit(2, "needs DATABASE_URL (PostgreSQL) and REDIS_URL: web and worker are separate processes\n")

@@ -71,7 +71,7 @@ def main(argv=None):
 
     from planner.celery import app
     from planner.models import Family, Job
-    from planner.services_sweeps import sweep_enqueue
+    from planner.errormodels.services import sweep_enqueue
 
     if connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL.startswith("redis"):
         parser.exit(2, "needs DATABASE_URL (PostgreSQL) and REDIS_URL: the workers are separate processes\n")

@@ -12,4 +12,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "planner.settings")
 
 app = Celery("scaleplan")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["planner"])
+# Task modules of the domain packages; services send tasks by name (planner.jobs.dispatch).
+app.autodiscover_tasks(["planner.jobs", "planner.errormodels"])

@@ -50,8 +50,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # 413 from Content-Length before anything reads the body (planner.uploads).
-    "planner.uploads.UploadLimitMiddleware",
+    # 413 from Content-Length before anything reads the body (planner.corpus.uploads).
+    "planner.corpus.uploads.UploadLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -122,16 +122,16 @@ CACHES = {
     # other hosts through the shared DATA_DIR, so a user's limit does not grow with WEB_CONCURRENCY.
     "throttle": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
                  "LOCATION": str(DATA_DIR / "throttle")},
-    # Fitted laws of the corpus browser (planner.services_laws), shared by the web processes of one host;
+    # Fitted laws of the corpus browser (planner.laws.services), shared by the web processes of one host;
     # keys change when a family's data does, so entries never go stale.
     "laws": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(DATA_DIR / "cache")},
 }
 
 # Uploads (corpus CSVs) are streamed to disk above this size.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
-# The first handler stops a streamed upload at SCALEPLAN_MAX_UPLOAD_BYTES (planner.uploads).
+# The first handler stops a streamed upload at SCALEPLAN_MAX_UPLOAD_BYTES (planner.corpus.uploads).
 FILE_UPLOAD_HANDLERS = [
-    "planner.uploads.LimitedUploadHandler",
+    "planner.corpus.uploads.LimitedUploadHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
@@ -149,7 +149,7 @@ SCALEPLAN_MAX_DECOMPRESSED_BYTES = env.int("SCALEPLAN_MAX_DECOMPRESSED_BYTES", d
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=50 * 60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=60 * 60)
 # A running job whose worker died is taken over once it started longer ago than the
-# hard limit plus this margin (planner.jobs): by then the first run cannot be alive.
+# hard limit plus this margin (planner.jobs.services): by then the first run cannot be alive.
 # The margin covers clock differences between hosts and the time a kill takes.
 SCALEPLAN_STALE_MARGIN = env.int("SCALEPLAN_STALE_MARGIN", default=60)
 
@@ -176,7 +176,7 @@ else:
         # ends. If the whole worker dies (SIGKILL, lost host), Redis hands the message
         # to another worker once it is this old. It must exceed the longest a live
         # worker holds a message - a task's hard limit, or a retry's countdown (at
-        # most the limit plus the margin, planner.tasks) - or Redis would redeliver
+        # most the limit plus the margin, planner.jobs.tasks) - or Redis would redeliver
         # running tasks; and no more, or a dead worker's task waits for nothing.
         "visibility_timeout": CELERY_TASK_TIME_LIMIT + 2 * SCALEPLAN_STALE_MARGIN,
         # Look for such messages every few seconds (kombu's default: every 100 s).
@@ -204,7 +204,7 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # The queue the web processes send tasks to and workers consume (Celery's default "celery"). Deployments
 # sharing one Redis database each need their own; the browser tests give their server and workers one per session.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
-# Recovery (planner.recovery): a job whose message may be lost is sent again once
+# Recovery (planner.jobs.recovery): a job whose message may be lost is sent again once
 # untouched this long; beat looks five times per period. Tasks are idempotent, so
 # sending one that was not lost only costs a delivery that does nothing.
 SCALEPLAN_RESEND_AFTER = env.int("SCALEPLAN_RESEND_AFTER", default=5 * 60)

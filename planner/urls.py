@@ -4,10 +4,13 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from planner import views, views_families, views_plans, views_predictions
+from planner.corpus import views as corpus_views
+from planner.laws import views as laws_views
+from planner.plans import views as plans_views
+from planner.predictions import views as predictions_views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", corpus_views.home, name="home"),
     # Browsers ask for it on pages without an icon link (admin, browsable API): no 404 in their consoles.
     path("favicon.ico", RedirectView.as_view(url=static("planner/favicon.svg"), permanent=True,
                                                       http_method_names=["get", "head"])),
@@ -15,15 +18,15 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(http_method_names=["get", "post", "head", "options"]),
          name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("families/", views_families.family_list, name="family-list"),
-    path("families/<str:name>/", views_families.family_page, name="family-page"),
-    path("families/<str:name>/plot.png", views_families.family_plot, name="family-plot"),
-    path("predictions/new", views_predictions.prediction_new, name="prediction-new"),
-    path("predictions/<int:pk>/plot.png", views_predictions.prediction_plot, name="prediction-plot"),
-    path("jobs/<int:pk>/", views_predictions.job_page, name="job-page"),
-    path("plans/new", views_plans.plan_new, name="plan-new"),
-    path("plans/<int:pk>/", views_plans.plan_page, name="plan-page"),
-    path("plans/<int:pk>/<str:name>.png", views_plans.plan_plot, name="plan-plot"),
+    path("families/", laws_views.family_list, name="family-list"),
+    path("families/<str:name>/", laws_views.family_page, name="family-page"),
+    path("families/<str:name>/plot.png", laws_views.family_plot, name="family-plot"),
+    path("predictions/new", predictions_views.prediction_new, name="prediction-new"),
+    path("predictions/<int:pk>/plot.png", predictions_views.prediction_plot, name="prediction-plot"),
+    path("jobs/<int:pk>/", predictions_views.job_page, name="job-page"),
+    path("plans/new", plans_views.plan_new, name="plan-new"),
+    path("plans/<int:pk>/", plans_views.plan_page, name="plan-page"),
+    path("plans/<int:pk>/<str:name>.png", plans_views.plan_plot, name="plan-plot"),
     path("api/v1/", include("planner.api.urls", namespace="api")),
 ]
 

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from ..jobs import JobEnqueueError, JobError
+from ..jobs.services import JobEnqueueError, JobError
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def _as_details(detail):
 def exception_handler(exc, context):
     retry_after = None
     if isinstance(exc, JobEnqueueError):
-        # Nothing was created (planner.jobs), so the client may simply retry.
+        # Nothing was created (planner.jobs.services), so the client may simply retry.
         exc = ServiceUnavailable(detail=str(exc))
         retry_after = ENQUEUE_RETRY_AFTER_SECONDS
         exc.extra = {"retry_after_seconds": retry_after}

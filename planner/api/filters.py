@@ -12,7 +12,8 @@ from django import forms
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
-from ..models import Arch, Family, Job, Observation, Run, Split
+from ..corpus.models import Arch, Family, Observation, Run, Split
+from ..jobs.models import Job
 
 
 class RawNullBooleanSelect(forms.NullBooleanSelect):

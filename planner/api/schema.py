@@ -12,6 +12,8 @@ in the project's one error shape. schemathesis checks the result
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from rest_framework import permissions
 
+from .base import ERRORS
+
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -34,8 +36,6 @@ class AutoSchema(SpectacularAutoSchema):
         return codes
 
     def _get_response_bodies(self, direction="response"):
-        from .views import ERRORS
-
         responses = super()._get_response_bodies(direction)
         if direction != "response":
             return responses

@@ -1,30 +1,35 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import views, views_laws, views_plans, views_predictions
+from ..corpus import api as corpus
+from ..errormodels import api as errormodels
+from ..jobs import api as jobs
+from ..laws import api as laws
+from ..plans import api as plans
+from ..predictions import api as predictions
 from .exceptions import api_not_found
 
 app_name = "api"
 
 urlpatterns = [
-    path("families/", views.FamilyList.as_view(), name="family-list"),
-    path("families/<int:pk>/", views.FamilyDetail.as_view(), name="family-detail"),
-    path("runs/", views.RunList.as_view(), name="run-list"),
-    path("observations/", views.ObservationList.as_view(), name="observation-list"),
-    path("imports/", views.ImportCreate.as_view(), name="import-create"),
-    path("stats/refresh/", views.StatsRefresh.as_view(), name="stats-refresh"),
-    path("jobs/", views.JobList.as_view(), name="job-list"),
-    path("jobs/<int:pk>/", views.JobDetail.as_view(), name="job-detail"),
-    path("jobs/<int:pk>/cancel/", views.JobCancel.as_view(), name="job-cancel"),
-    path("predictions/", views_predictions.PredictionCreate.as_view(), name="prediction-create"),
-    path("predictions/<int:pk>/", views_predictions.PredictionDetail.as_view(), name="prediction-detail"),
-    path("plans/", views_plans.PlanListCreate.as_view(), name="plan-list"),
-    path("plans/<int:pk>/", views_plans.PlanDetail.as_view(), name="plan-detail"),
-    path("sweeps/", views_plans.SweepListCreate.as_view(), name="sweep-list"),
-    path("sweeps/<int:pk>/", views_plans.SweepDetail.as_view(), name="sweep-detail"),
-    path("error-model/", views_plans.ErrorModelDetail.as_view(), name="error-model"),
-    path("laws/", views_laws.LawList.as_view(), name="law-list"),
-    path("laws/<str:name>/", views_laws.LawDetail.as_view(), name="law-detail"),
+    path("families/", corpus.FamilyList.as_view(), name="family-list"),
+    path("families/<int:pk>/", corpus.FamilyDetail.as_view(), name="family-detail"),
+    path("runs/", corpus.RunList.as_view(), name="run-list"),
+    path("observations/", corpus.ObservationList.as_view(), name="observation-list"),
+    path("imports/", corpus.ImportCreate.as_view(), name="import-create"),
+    path("stats/refresh/", corpus.StatsRefresh.as_view(), name="stats-refresh"),
+    path("jobs/", jobs.JobList.as_view(), name="job-list"),
+    path("jobs/<int:pk>/", jobs.JobDetail.as_view(), name="job-detail"),
+    path("jobs/<int:pk>/cancel/", jobs.JobCancel.as_view(), name="job-cancel"),
+    path("predictions/", predictions.PredictionCreate.as_view(), name="prediction-create"),
+    path("predictions/<int:pk>/", predictions.PredictionDetail.as_view(), name="prediction-detail"),
+    path("plans/", plans.PlanListCreate.as_view(), name="plan-list"),
+    path("plans/<int:pk>/", plans.PlanDetail.as_view(), name="plan-detail"),
+    path("sweeps/", errormodels.SweepListCreate.as_view(), name="sweep-list"),
+    path("sweeps/<int:pk>/", errormodels.SweepDetail.as_view(), name="sweep-detail"),
+    path("error-model/", errormodels.ErrorModelDetail.as_view(), name="error-model"),
+    path("laws/", laws.LawList.as_view(), name="law-list"),
+    path("laws/<str:name>/", laws.LawDetail.as_view(), name="law-detail"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's init script from a URL (?script), not inline: CSP-clean.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema", template_name="planner/swagger_ui.html"),

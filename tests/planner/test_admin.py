@@ -5,9 +5,9 @@ import pytest
 from django.urls import reverse
 
 from fits.canonical import read_canonical
-from planner.admin import NOT_COMPUTED
+from planner.corpus.admin import NOT_COMPUTED
 from planner.models import Family, Observation
-from planner.stats import families_refresh_stats
+from planner.corpus.stats import families_refresh_stats
 
 ACTION = "_selected_action"
 

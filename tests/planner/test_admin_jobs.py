@@ -67,7 +67,7 @@ def test_a_wrong_header_is_shown_on_the_form_and_creates_no_job(staff_client):
 def test_a_file_over_the_limit_is_refused_on_the_form(staff_client, settings):
     settings.SCALEPLAN_MAX_UPLOAD_BYTES = 50
     response = staff_client.post(IMPORT_URL, {"file": SimpleUploadedFile("c.csv", SMALL_CORPUS.encode())})
-    # Stopped while streaming, before the form sees it (planner.uploads): a 413 page saying why.
+    # Stopped while streaming, before the form sees it (planner.corpus.uploads): a 413 page saying why.
     assert response.status_code == 413
     assert "over the upload limit of 50 bytes" in response.content.decode()
     assert not Job.objects.exists()
@@ -130,7 +130,7 @@ def test_the_cancel_action_cancels_only_unfinished_jobs(staff_client):
 
 
 def test_the_import_report_reads_in_words_with_lists_joined():
-    from planner.admin_jobs import report_rows
+    from planner.jobs.admin import report_rows
 
     rows = report_rows({"rows_read": 3, "families": ["a", "b"], "rows_inserted": 3, "problems": [],
                         "problems_truncated": False, "something_new": 1})

@@ -16,7 +16,7 @@ def test_reads_are_public(api_client, corpus):
 
 
 def test_family_list_shows_the_stored_summary_stats(api_client, corpus):
-    from planner.stats import families_refresh_stats
+    from planner.corpus.stats import families_refresh_stats
 
     families_refresh_stats()
     row = next(r for r in api_client.get("/api/v1/families/").json()["results"] if r["name"] == "tiny")

@@ -6,7 +6,7 @@
 import pytest
 from django.test import RequestFactory
 
-from planner.api import views
+from planner.corpus import api as views
 from planner.api.exceptions import handler404, handler500
 
 pytestmark = pytest.mark.django_db

@@ -58,9 +58,9 @@ def fuzz_world(corpus, owner, staff, error_model, monkeypatch, django_capture_on
     from django.db import close_old_connections
     from rest_framework.throttling import ScopedRateThrottle
 
-    from planner import jobs
-    from planner.services_plans import plan_enqueue, plan_run
-    from planner.services_predictions import prediction_enqueue, prediction_run
+    from planner.jobs import services as jobs
+    from planner.plans.services import plan_enqueue, plan_run
+    from planner.predictions.services import prediction_enqueue, prediction_run
 
     sent = []
     monkeypatch.setattr(jobs, "_enqueue", sent.append)

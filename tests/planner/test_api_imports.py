@@ -83,7 +83,7 @@ def test_it_rejects_a_file_over_the_size_limit_with_413(client_for, staff, setti
     assert response.status_code == 413
     error = response.json()["error"]
     assert error["code"] == "payload_too_large"
-    # Refused while streaming (planner.uploads), so its full size is never read.
+    # Refused while streaming (planner.corpus.uploads), so its full size is never read.
     assert "the upload limit of 100 bytes" in error["message"]
     assert not Job.objects.exists()
     assert not list(settings.DATA_DIR.rglob("*.csv"))

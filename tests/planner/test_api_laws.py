@@ -2,7 +2,7 @@
 import pytest
 
 from planner.models import Family
-from planner.services_laws import family_law
+from planner.laws.services import family_law
 from tests.planner.test_services_laws import own_cache, synthetic  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def no_enqueue(monkeypatch):
     """Jobs are created but no task is sent (these tests check the API, not the worker)."""
-    from planner import jobs
+    from planner.jobs import services as jobs
 
     sent = []
     monkeypatch.setattr(jobs, "_enqueue", sent.append)

@@ -1,4 +1,4 @@
-"""planner.colpret and manage.py import_colpret.
+"""planner.corpus.colpret and manage.py import_colpret.
 
 The oracle is ../shared/corpus/colpret.csv.gz, an independent conversion of the
 same ColPret files (../shared/corpus/README.md says which families it fixes).
@@ -20,9 +20,10 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from fits.canonical import CANONICAL_COLUMNS, frame_to_raw, read_canonical, validate_canonical
-from planner.colpret import convert, manifest_paths, safe_pickle
-from planner.colpret.datablations import parse_contour_name
-from planner.colpret.fetch import DownloadError, check_base_url, download
+from planner.corpus.colpret import safe_pickle
+from planner.corpus.colpret.convert import convert, manifest_paths
+from planner.corpus.colpret.datablations import parse_contour_name
+from planner.corpus.colpret.fetch import DownloadError, check_base_url, download
 
 SHARED = Path(settings.SCALEPLAN_SHARED_DIR)
 COLPRET = SHARED / "colpret"
@@ -206,7 +207,7 @@ def test_it_names_a_column_missing_from_a_file(partial_checkout):
 def test_the_converter_package_never_imports_django():
     import ast
 
-    package = Path(settings.BASE_DIR) / "planner" / "colpret"
+    package = Path(settings.BASE_DIR) / "planner" / "corpus" / "colpret"
     for module in package.glob("*.py"):
         tree = ast.parse(module.read_text())
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}

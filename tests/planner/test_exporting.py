@@ -1,4 +1,4 @@
-"""planner.exporting.export_canonical: export -> import is lossless."""
+"""planner.corpus.exporting.export_canonical: export -> import is lossless."""
 import gzip
 import io
 import math
@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.db import connection
 
 from fits.canonical import CANONICAL_COLUMNS, read_canonical
-from planner.exporting import export_canonical
-from planner.importing import import_canonical
+from planner.corpus.exporting import export_canonical
+from planner.corpus.importing import import_canonical
 from planner.models import Family, Observation
 
 KEY = ["family", "model", "seed", "metric", "tokens"]

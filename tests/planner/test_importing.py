@@ -1,4 +1,4 @@
-"""planner.importing.import_canonical: atomic, idempotent, replace, skip-invalid, DB conflicts, primary metric."""
+"""planner.corpus.importing.import_canonical: atomic, idempotent, replace, skip-invalid, DB conflicts, primary metric."""
 import io
 from pathlib import Path
 
@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from django.db import IntegrityError, connection, transaction
 
 from fits.canonical import CANONICAL_COLUMNS, CorpusValidationError, read_canonical, read_families
-from planner.importing import ImportReport, choose_primary_metric, import_canonical, is_loss_metric
+from planner.corpus.importing import ImportReport, choose_primary_metric, import_canonical, is_loss_metric
 from planner.models import Family, Observation, Run
 
 HEADER = ",".join(CANONICAL_COLUMNS)
@@ -233,7 +233,7 @@ def test_the_reference_corpus_imports_with_the_expected_counts():
 
 
 def test_a_failure_while_writing_rolls_back_families_and_runs(db, monkeypatch):
-    import planner.importing as importing
+    import planner.corpus.importing as importing
 
     def fail(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -247,7 +247,7 @@ def test_a_failure_while_writing_rolls_back_families_and_runs(db, monkeypatch):
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the bulk path is PostgreSQL's")
 def test_a_bulk_load_keeps_the_run_foreign_key(db, monkeypatch):
-    import planner.importing as importing
+    import planner.corpus.importing as importing
 
     monkeypatch.setattr(importing, "_BULK_MIN_ROWS", 1)
     monkeypatch.setattr(importing, "_BULK_MIN_SHARE", 0.0)
@@ -299,8 +299,8 @@ def test_an_import_whose_database_connection_is_killed_writes_nothing_fails_clea
     import shutil
 
     from planner.models import Job
-    from planner.services_corpus import corpus_import_run  # noqa: F401 (the job under test)
-    from planner.tasks import run_job
+    from planner.corpus.services import corpus_import_run  # noqa: F401 (the job under test)
+    from planner.jobs.tasks import run_job
     from tests.conftest import _database_url, wait_for_job
 
     source = settings.SCALEPLAN_SHARED_DIR / "corpus" / "colpret.csv.gz"
@@ -347,7 +347,7 @@ def test_an_import_whose_database_connection_is_killed_writes_nothing_fails_clea
 def test_only_a_lost_connection_is_reported_as_one(error, lost):
     from django.db import OperationalError
 
-    from planner.importing import _is_connection_loss
+    from planner.corpus.importing import _is_connection_loss
 
     assert _is_connection_loss(error) is lost
     wrapped = OperationalError(str(error))

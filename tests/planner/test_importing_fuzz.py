@@ -1,4 +1,4 @@
-"""Fuzzing the corpus importer (fits.canonical + planner.importing) with generated CSVs.
+"""Fuzzing the corpus importer (fits.canonical + planner.corpus.importing) with generated CSVs.
 
 Files are built from valid rows and then broken in the ways real files are: wrong
 types, NaN/inf, negative and huge numbers, empty required cells, unicode, duplicate
@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from fits.canonical import CANONICAL_COLUMNS, CorpusValidationError, read_canonical
-from planner.importing import import_canonical
+from planner.corpus.importing import import_canonical
 from planner.models import Observation
 
 pytestmark = pytest.mark.django_db

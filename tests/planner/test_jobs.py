@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from planner.jobs import (
+from planner.jobs.services import (
     MAX_ATTEMPTS,
     JobCancelled,
     JobEnqueueError,

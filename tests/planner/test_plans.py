@@ -1,13 +1,13 @@
-"""Plans as jobs (planner.services_plans): the runner, bad input naming the field, no error model yet, a real worker."""
+"""Plans as jobs (planner.plans.services): the runner, bad input naming the field, no error model yet, a real worker."""
 import functools
 
 import pytest
 
-from planner import services_plans
+from planner.plans import services as services_plans
 from planner.models import Job
-from planner.services_plans import NO_MODEL_MESSAGE, NoErrorModel, plan_enqueue
-from planner.services_sweeps import error_model_store
-from planner.tasks import run_job
+from planner.plans.services import NO_MODEL_MESSAGE, NoErrorModel, plan_enqueue
+from planner.errormodels.services import error_model_store
+from planner.jobs.tasks import run_job
 from tests.conftest import wait_for_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,7 +59,7 @@ def test_a_plan_job_stores_the_plan_and_the_error_model_version(error_model):
 def test_non_finite_numbers_are_stored_as_null():
     import numpy as np
 
-    from planner.services_plans import json_safe
+    from planner.plans.services import json_safe
 
     plan = {"expected_are": {"p10": np.float64(0.01), "p90": float("inf")}, "frontier": [{"p50": np.nan}],
             "n": np.int64(3)}

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from rest_framework.throttling import ScopedRateThrottle
 
 from planner.models import Job
-from planner.services_corpus import JobFailure
-from planner.services_plans import REQUEST_FIELDS, plan_run
+from planner.jobs.services import JobFailure
+from planner.plans.services import REQUEST_FIELDS, plan_run
 from tests.fits.test_plan_fuzz import requests
 from tests.planner.test_plans import error_model  # noqa: F401 (fixture)
 
@@ -53,7 +53,7 @@ def table_counts():
 
 @pytest.fixture
 def world(error_model, monkeypatch):  # noqa: F811
-    from planner import jobs
+    from planner.jobs import services as jobs
 
     monkeypatch.setattr(jobs, "_enqueue", lambda job_id: None)
     monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES",

@@ -10,8 +10,8 @@ from django.conf import settings
 
 from fits.canonical import CorpusValidationError
 from planner.models import Job
-from planner.services_corpus import JobFailure
-from planner.services_predictions import (
+from planner.jobs.services import JobFailure
+from planner.predictions.services import (
     PredictionInputError,
     prediction_enqueue,
     prediction_plot_png,

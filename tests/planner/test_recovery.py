@@ -1,4 +1,4 @@
-"""Periodic recovery (planner.recovery): jobs whose message was lost are sent again, once per period.
+"""Periodic recovery (planner.jobs.recovery): jobs whose message was lost are sent again, once per period.
 
 In process, sends are recorded instead of made; then a real Redis loses its
 queue and a real worker finishes what recovery sends again, and a real Celery
@@ -10,10 +10,10 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from planner import recovery
-from planner.jobs import stale_before
+from planner.jobs import recovery
+from planner.jobs.services import stale_before
 from planner.models import Job, SweepRow
-from planner.recovery import jobs_recover
+from planner.jobs.recovery import jobs_recover
 from tests.conftest import wait_for_job
 from tests.planner.test_plans import error_model  # noqa: F401 (fixture)
 from tests.planner.test_sweeps import NoBroker

@@ -41,7 +41,7 @@ def assert_absent(text, *secrets):
 
 
 def test_an_unexpected_api_error_logs_no_token_or_secret_key(logged, client_for, owner, monkeypatch, settings):
-    from planner.api import views
+    from planner.corpus import api as views
 
     settings.DEBUG = False
     monkeypatch.setattr(views.FamilyList, "list", lambda self, request: 1 / 0)
@@ -52,7 +52,7 @@ def test_an_unexpected_api_error_logs_no_token_or_secret_key(logged, client_for,
 
 
 def test_an_unexpected_page_error_logs_no_session_or_secret_key(logged, owner, monkeypatch, settings):
-    from planner import views
+    from planner.corpus import views
 
     settings.DEBUG = False
     monkeypatch.setattr(views.Family.objects, "count", lambda: 1 / 0)

@@ -12,10 +12,10 @@ from fits.api import make_predictor
 from fits.backtest import backtest_family
 from fits.canonical import CANONICAL_COLUMNS
 from fits.laws import TOKENS_ONLY
-from planner.importing import import_canonical
+from planner.corpus.importing import import_canonical
 from planner.models import Family
-from planner.services_laws import family_fit_frame, family_law, family_law_compute
-from planner.stats import families_refresh_stats
+from planner.laws.services import family_fit_frame, family_law, family_law_compute
+from planner.corpus.stats import families_refresh_stats
 
 pytestmark = pytest.mark.django_db
 
@@ -142,7 +142,7 @@ def test_a_family_without_its_primary_metric_is_unavailable_not_an_error(synthet
 def test_it_caches_the_law_until_the_family_statistics_change(synthetic, monkeypatch):
     first = family_law(synthetic)
     calls = []
-    monkeypatch.setattr("planner.services_laws.family_law_compute",
+    monkeypatch.setattr("planner.laws.services.family_law_compute",
                         lambda family: calls.append(family) or family_law_compute(family))
 
     assert family_law(Family.objects.get(pk=synthetic.pk)) == first

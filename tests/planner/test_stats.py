@@ -1,8 +1,8 @@
-"""Per-family summary statistics (planner.stats)."""
+"""Per-family summary statistics (planner.corpus.stats)."""
 import pytest
 
 from planner.models import Family, Observation, Run
-from planner.stats import FAMILY_STATS_VERSION, families_refresh_stats, family_stats_compute
+from planner.corpus.stats import FAMILY_STATS_VERSION, families_refresh_stats, family_stats_compute
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""The error-model rebuild (planner.services_sweeps, planner.tasks_sweeps): a sweep job split per family.
+"""The error-model rebuild (planner.errormodels.services, planner.errormodels.tasks): a sweep job split per family.
 
 In process: the stages called directly (runner, family task, finaliser) on three
 small real corpus families. Then real workers over Redis run a whole sweep job.
@@ -12,10 +12,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
-from planner import services_sweeps
-from planner.jobs import job_cancel
+from planner.errormodels import services as services_sweeps
+from planner.jobs.services import job_cancel
 from planner.models import ErrorModelArtifact, Family, Job, SweepRow
-from planner.services_sweeps import (
+from planner.errormodels.services import (
     JobHandedOff,
     error_model_activate,
     error_model_active,
@@ -46,7 +46,7 @@ def corpus_slice():
 
 
 def import_small_families():
-    from planner.importing import import_canonical
+    from planner.corpus.importing import import_canonical
 
     rows, families = corpus_slice()
     import_canonical(rows.copy(), families=families.copy())
@@ -66,12 +66,11 @@ class NoBroker:
 
     def __init__(self, monkeypatch):
         self.family_tasks, self.finalisers = [], []
-        from planner import tasks_sweeps
+        from planner.jobs import dispatch
 
-        monkeypatch.setattr(tasks_sweeps.sweep_family_task, "apply_async",
-                            lambda args, **kw: self.family_tasks.append(tuple(args)))
-        monkeypatch.setattr(tasks_sweeps.sweep_finalise_task, "apply_async",
-                            lambda args, **kw: self.finalisers.append(tuple(args)))
+        monkeypatch.setattr(dispatch, "sweep_family_send",
+                            lambda job_id, family, **kw: self.family_tasks.append((job_id, family)))
+        monkeypatch.setattr(dispatch, "sweep_finalise_send", lambda job_id, **kw: self.finalisers.append((job_id,)))
 
 
 @pytest.fixture
@@ -106,7 +105,7 @@ def test_the_runner_sends_one_task_per_family_and_hands_the_job_off(small_corpus
 
 
 def test_the_runner_rejects_families_it_cannot_sweep(small_corpus_db, no_broker):
-    from planner.services_corpus import JobFailure
+    from planner.jobs.services import JobFailure
 
     job = sweep_job(families=["t5-pile", "nope"])
     with pytest.raises(JobFailure, match="nope") as err:
@@ -244,7 +243,7 @@ def test_the_command_rebuilds_the_error_model_synchronously(small_corpus_db, cap
 @pytest.mark.worker
 @pytest.mark.slow
 def test_a_sweep_job_on_two_workers_succeeds_with_an_active_artifact(celery_workers):
-    from planner.services_sweeps import sweep_enqueue
+    from planner.errormodels.services import sweep_enqueue
 
     import_small_families()
     celery_workers("worker1")
@@ -265,7 +264,7 @@ def test_a_sweep_resumes_after_its_worker_process_dies_without_duplicating_rows(
     import subprocess
     import time
 
-    from planner.services_sweeps import sweep_enqueue
+    from planner.errormodels.services import sweep_enqueue
 
     import_small_families()
     worker = celery_workers("worker1")
@@ -310,7 +309,7 @@ def test_a_sweep_whose_whole_worker_is_killed_completes_on_a_new_worker_with_eve
     import time
 
     from fits.sweep import sweep_family
-    from planner.services_sweeps import design_key, sweep_enqueue
+    from planner.errormodels.services import design_key, sweep_enqueue
 
     import_small_families()
     # What an undisturbed sweep writes: every design of every family, with its ARE.

@@ -1,14 +1,14 @@
-"""Celery tasks (planner.tasks): in-process behaviour, then real worker processes over Redis."""
+"""Celery tasks (planner.jobs.tasks): in-process behaviour, then real worker processes over Redis."""
 import gzip
 import re
 import time
 
 import pytest
 
-from planner import stats as stats_module
-from planner.jobs import job_cancel, job_create
+from planner.corpus import stats as stats_module
+from planner.jobs.services import job_cancel, job_create
 from planner.models import Family, Job, Observation
-from planner.tasks import run_job
+from planner.jobs.tasks import run_job
 from tests.conftest import SMALL_CORPUS, wait_for_job
 
 # The task runs its own transactions (and a progress thread), so the test data must be committed.
@@ -146,7 +146,7 @@ def cancel_from_another_connection(job_id):
 
 
 def test_a_cancelled_import_writes_nothing(settings, monkeypatch):
-    from planner import importing
+    from planner.corpus import importing
 
     job = import_job(settings, SMALL_CORPUS)
     real_upsert = importing._upsert_families
@@ -266,7 +266,7 @@ def test_a_real_worker_stops_an_import_at_the_soft_time_limit_and_writes_nothing
 
 
 def test_a_skip_invalid_import_reports_the_skipped_rows_capped_on_the_job(settings, monkeypatch):
-    from planner import services_corpus
+    from planner.corpus import services as services_corpus
 
     monkeypatch.setattr(services_corpus, "MAX_PROBLEMS_STORED", 1)
     bad = SMALL_CORPUS.replace("tiny,tiny-10m,dec,10000000,2e9", "tiny,tiny-10m,dec,10000000,-2e9").replace(
@@ -286,7 +286,7 @@ def test_a_skip_invalid_import_reports_the_skipped_rows_capped_on_the_job(settin
 def test_a_real_worker_recovers_a_job_whose_worker_died(celery_worker_process, corpus):
     from datetime import timedelta
 
-    from planner.jobs import stale_before
+    from planner.jobs.services import stale_before
 
     # As left by a worker killed mid-job: running, started before the hard limit could have passed.
     job = stats_job()

@@ -27,7 +27,7 @@ PLAN_FORM = {"target_params": "7e9", "target_tokens": "1.4e11", "budget_fraction
 
 @pytest.fixture
 def low_rates(monkeypatch):
-    from planner import jobs
+    from planner.jobs import services as jobs
 
     monkeypatch.setattr(jobs, "_enqueue", lambda job_id: None)
     monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES",

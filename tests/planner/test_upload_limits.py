@@ -14,7 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from fits.canonical import CorpusTooLarge, read_canonical
 from planner.models import Job
-from planner.services_corpus import JobFailure, corpus_import_run
+from planner.corpus.services import corpus_import_run
+from planner.jobs.services import JobFailure
 from tests.conftest import SMALL_CORPUS
 
 pytestmark = pytest.mark.django_db

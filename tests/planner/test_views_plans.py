@@ -2,7 +2,7 @@
 import pytest
 
 from planner.models import Job
-from planner.tasks import run_job
+from planner.jobs.tasks import run_job
 from tests.planner.test_plans import error_model  # noqa: F401 (fixture)
 from tests.planner.test_views import parse
 
@@ -20,7 +20,7 @@ def logged_in(client, owner):
 
 @pytest.fixture
 def no_enqueue(monkeypatch):
-    from planner import jobs
+    from planner.jobs import services as jobs
 
     monkeypatch.setattr(jobs, "_enqueue", lambda job_id: None)
 
@@ -142,7 +142,7 @@ def test_a_failed_plan_shows_its_error(logged_in, owner):
 
 def test_the_request_reads_as_numbers_and_capped_errors_say_so(logged_in, owner):
     from fits.errormodel import ARE_CAP
-    from planner.views_plans import _pct
+    from planner.plans.views import _pct
 
     job = Job.objects.create(kind=Job.Kind.PLAN, created_by=owner,
                              input={"target_params": 7e9, "target_tokens": 1.4e11, "max_models": 6})

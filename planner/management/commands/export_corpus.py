@@ -3,8 +3,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from planner.exporting import export_canonical
-from planner.models import Family
+from planner.corpus.exporting import export_canonical
+from planner.corpus.models import Family
 
 
 class Command(BaseCommand):

@@ -4,10 +4,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from fits.canonical import CorpusValidationError, frame_to_raw, validate_canonical
-from planner.colpret import convert
-from planner.colpret.fetch import DownloadError
-from planner.importing import import_canonical
-from planner.stats import families_refresh_after_import
+from planner.corpus.colpret.convert import convert
+from planner.corpus.colpret.fetch import DownloadError
+from planner.corpus.importing import import_canonical
+from planner.corpus.stats import families_refresh_after_import
 
 
 class Command(BaseCommand):

@@ -4,8 +4,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from fits.canonical import CorpusValidationError, read_families
-from planner.importing import ImportInterrupted, import_canonical
-from planner.stats import families_refresh_after_import
+from planner.corpus.importing import ImportInterrupted, import_canonical
+from planner.corpus.stats import families_refresh_after_import
 
 
 class Command(BaseCommand):

@@ -1,17 +1,16 @@
 """manage.py rebuild_error_model [--family NAME ...] [--sync]: sweep the corpus and fit a new error model."""
 from django.core.management.base import BaseCommand, CommandError
 
-from planner.jobs import JobEnqueueError, job_claim, job_fail
-from planner.models import Family, Job
-from planner.services_corpus import JobFailure
-from planner.services_sweeps import (
-    JobHandedOff,
+from planner.corpus.models import Family
+from planner.errormodels.services import (
     error_model_active,
     sweep_enqueue,
     sweep_family_run,
     sweep_finalise,
     sweep_run,
 )
+from planner.jobs.models import Job
+from planner.jobs.services import JobEnqueueError, JobFailure, JobHandedOff, job_claim, job_fail
 
 
 class Command(BaseCommand):
@@ -43,7 +42,7 @@ class Command(BaseCommand):
         job = Job.objects.create(kind=Job.Kind.SWEEP, input={"families": sorted(families) if families else None})
         job_claim(job_id=job.pk, worker="manage.py rebuild_error_model")
         try:
-            sweep_run(job=job, progress=lambda fraction, message="": None, dispatch=False)
+            sweep_run(job=job, progress=lambda fraction, message="": None, send=False)
         except JobHandedOff:
             pass
         except JobFailure as exc:
@@ -52,7 +51,7 @@ class Command(BaseCommand):
         job.refresh_from_db()
         names = job.result["families"]
         for i, family in enumerate(names, 1):
-            sweep_family_run(job_id=job.pk, family=family, dispatch=False)
+            sweep_family_run(job_id=job.pk, family=family, send=False)
             self.stdout.write(f"  swept {family} ({i} of {len(names)})")
         sweep_finalise(job_id=job.pk)
         job.refresh_from_db()

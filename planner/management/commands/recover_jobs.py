@@ -1,11 +1,11 @@
-"""manage.py recover_jobs: send again the tasks of jobs whose message may be lost (planner.recovery).
+"""manage.py recover_jobs: send again the tasks of jobs whose message may be lost (planner.jobs.recovery).
 
 Celery beat runs the same every few minutes (deploy/bin/beat); this command is
 for hosts that run it from cron instead, or for an operator after a broker outage.
 """
 from django.core.management.base import BaseCommand, CommandError
 
-from planner.recovery import jobs_recover
+from planner.jobs.recovery import jobs_recover
 
 
 class Command(BaseCommand):

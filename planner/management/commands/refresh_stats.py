@@ -1,10 +1,10 @@
 """manage.py refresh_stats [--family NAME ...] [--async]: recompute family summary statistics."""
 from django.core.management.base import BaseCommand, CommandError
 
-from planner.jobs import JobEnqueueError
-from planner.models import Family
-from planner.services_corpus import corpus_stats_enqueue
-from planner.stats import families_refresh_stats
+from planner.corpus.models import Family
+from planner.corpus.services import corpus_stats_enqueue
+from planner.corpus.stats import families_refresh_stats
+from planner.jobs.services import JobEnqueueError
 
 
 class Command(BaseCommand):

@@ -1,0 +1,50 @@
+"""REST API v1 for jobs: a user lists and reads their own jobs, staff see all; queued or running jobs can be cancelled.
+
+Anonymous requests get 401, another user's job 403. Errors: one shape for all, see planner.api.exceptions.
+"""
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, permissions
+from rest_framework.response import Response
+
+from ..api.base import Pagination, errors
+from ..api.filters import JobFilter
+from ..api.permissions import IsJobOwnerOrStaff
+from . import serializers as s
+from .models import Job
+from .services import job_cancel
+
+
+class JobQuerysetMixin:
+    serializer_class = s.JobSerializer
+    permission_classes = [permissions.IsAuthenticated, IsJobOwnerOrStaff]
+    queryset = Job.objects.select_related("created_by")
+
+
+class JobList(JobQuerysetMixin, generics.ListAPIView):
+    pagination_class = Pagination
+    filterset_class = JobFilter
+
+    def get_queryset(self):
+        qs = super().get_queryset()
+        return qs if self.request.user.is_staff else qs.filter(created_by=self.request.user)
+
+    @extend_schema(summary="List your jobs (staff: all jobs)", responses={200: s.JobSerializer, **errors(401)})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class JobDetail(JobQuerysetMixin, generics.RetrieveAPIView):
+    @extend_schema(summary="One job: status, progress, result", responses={200: s.JobSerializer, **errors(401, 403, 404)})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class JobCancel(JobQuerysetMixin, generics.GenericAPIView):
+    @extend_schema(
+        summary="Cancel a queued or running job",
+        request=None,
+        responses={200: s.JobSerializer, **errors(401, 403, 404, 409)},
+    )
+    def post(self, request, *args, **kwargs):
+        job = job_cancel(job=self.get_object())
+        return Response(self.get_serializer(job).data)

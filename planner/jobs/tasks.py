@@ -1,0 +1,88 @@
+"""Celery tasks: thin. Take a job id, claim the row, call one function, store the outcome.
+
+Safe to run twice (acks_late redelivery, duplicate messages): only the process
+whose conditional claim succeeds does the work; see planner.jobs.services.
+Registered by name (planner.jobs.dispatch sends them); a kind's runner is the one
+function its domain's services give for it.
+"""
+import logging
+import os
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+
+from ..corpus.services import corpus_import_run, corpus_stats_run
+from ..errormodels.services import sweep_run
+from ..plans.services import plan_run
+from ..predictions.services import prediction_run
+from . import dispatch
+from .models import Job
+from .recovery import jobs_recover
+from .services import (
+    MAX_ATTEMPTS,
+    JobCancelled,
+    JobFailure,
+    JobHandedOff,
+    ProgressReporter,
+    job_claim,
+    job_fail,
+    job_succeed,
+    seconds_until_stale,
+)
+
+log = logging.getLogger(__name__)
+
+RUNNERS = {
+    Job.Kind.CORPUS_STATS: corpus_stats_run,
+    Job.Kind.CORPUS_IMPORT: corpus_import_run,
+    Job.Kind.PREDICTION: prediction_run,
+    Job.Kind.SWEEP: sweep_run,
+    Job.Kind.PLAN: plan_run,
+}
+
+
+@shared_task(bind=True, acks_late=True, name=dispatch.RUN_JOB, max_retries=MAX_ATTEMPTS + 1)
+def run_job(self, job_id: int):
+    worker = f"{self.request.hostname or 'local'}:{os.getpid()}"
+    job = job_claim(job_id=job_id, worker=worker)
+    if job is None:
+        current = Job.objects.filter(pk=job_id).only("status", "started_at").first()
+        if current is not None and current.status == Job.Status.RUNNING:
+            # Another worker has it, or had it and died: look again once it would be stale.
+            log.info("job %s is running elsewhere; checking again later", job_id)
+            raise self.retry(countdown=seconds_until_stale(current) + 1)
+        log.info("job %s not claimed: %s", job_id, current.status if current else "no such job")
+        return
+    log.info("job %s (%s) claimed by %s", job.pk, job.kind, worker)
+    with ProgressReporter(job.pk) as progress:
+        try:
+            result = RUNNERS[job.kind](job=job, progress=progress)
+        except JobCancelled:
+            log.info("job %s cancelled while running", job.pk)
+            return
+        except JobHandedOff as exc:
+            # The job goes on in other tasks (a sweep's family tasks), which finish it.
+            log.info("job %s handed off: %s", job.pk, exc)
+            return
+        except SoftTimeLimitExceeded:
+            limit = self.request.timelimit[1] if self.request.timelimit else None
+            job_fail(job_id=job.pk, error=f"Stopped: took longer than {limit or settings.CELERY_TASK_SOFT_TIME_LIMIT} s.")
+            return
+        except JobFailure as exc:
+            job_fail(job_id=job.pk, error=str(exc), result=exc.details)
+            return
+        except Exception as exc:
+            log.exception("job %s failed", job.pk)
+            job_fail(job_id=job.pk, error=f"{type(exc).__name__}: {exc}")
+            return
+    if job_succeed(job_id=job.pk, result=result):
+        log.info("job %s succeeded", job.pk)
+    else:
+        log.info("job %s finished but was cancelled meanwhile; result dropped", job.pk)
+
+
+@shared_task(name=dispatch.RECOVER_JOBS, acks_late=False)
+def recover_jobs():
+    """Beat's periodic task: send again what lost jobs wait for (planner.jobs.recovery)."""
+    jobs_recover()

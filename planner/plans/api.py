@@ -1,0 +1,98 @@
+"""REST API v1 for plans.
+
+- POST /plans/ (token): 202 + the plan job (Location); 400 names the field; 409 while no
+  error model exists. GET /plans/ lists your plans (staff: all), /plans/<id>/ one plan.
+  A plan is always a job (no synchronous mode): the same code path serves the form,
+  the API and the benchmark, and a worker keeps the parsed error model in memory.
+"""
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import generics, permissions
+
+from ..api.base import Pagination, accepted, errors
+from ..api.exceptions import Conflict
+from ..api.filters import JobStatusFilter
+from ..api.permissions import IsJobOwnerOrStaff
+from ..api.throttling import CreationRateThrottle
+from ..jobs.models import Job
+from . import serializers as sp
+from .services import NO_MODEL_MESSAGE, NoErrorModel, plan_enqueue
+
+PLAN_REQUEST_EXAMPLE = {"target_params": 7e9, "target_tokens": 1.4e11, "budget_fraction": 0.05, "max_models": 8}
+PLAN_RESULT_EXAMPLE = {
+    "design": {"n_models": 5, "scale_up": 4.0, "train_compute_share": 0.05, "tokens_per_param": 12.3},
+    "models": [{"params": 1.1e8, "tokens": 1.35e9, "flops": 8.9e17}, {"params": 1.75e9, "tokens": 2.15e10,
+                                                                       "flops": 2.26e20}],
+    "expected_are": {"p10": 0.012, "p50": 0.035, "p90": 0.11},
+    "schedule": {"evaluate_every_tokens": 4.3e8, "checkpoints_per_run": 50, "drop_before_tokens": [1e9, 1e9],
+                 "checkpoints_used_per_run": 60},
+    "frontier": [{"budget_flops": 2.94e20, "budget_fraction": 0.05, "n_models": 5, "largest_params": 1.75e9,
+                  "p10": 0.012, "p50": 0.035, "p90": 0.11, "chosen": True}],
+    "naive": [{"name": "one-large-model", "sizes": [3.5e9], "p10": 0.02, "p50": 0.06, "p90": 0.2}],
+    "compute_optimal": {"params": 4.06e9, "tokens": 2.41e11, "tokens_per_param": 59.4,
+                        "params_interval": [1.4e8, 1.2e11], "source": "Chinchilla (Hoffmann et al. 2022)"},
+    "warnings": [], "reasons": {"models": "5 sizes from 1.1e+08 to 1.75e+09 parameters had the lowest expected ARE"},
+    "error_model_version": 3,
+}
+
+
+class PlanListCreate(generics.ListAPIView):
+    serializer_class = sp.PlanJobSerializer
+    permission_classes = [permissions.IsAuthenticated]
+    throttle_classes = [CreationRateThrottle]  # POSTs only, shared with the plan form
+    throttle_scope = "plans"
+    pagination_class = Pagination
+    filterset_class = JobStatusFilter
+
+    def get_queryset(self):
+        qs = Job.objects.filter(kind=Job.Kind.PLAN).select_related("created_by")
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
+            return qs.none()
+        return qs if self.request.user.is_staff else qs.filter(created_by=self.request.user)
+
+    @extend_schema(summary="List your plans (staff: all plans)", responses={200: sp.PlanJobSerializer, **errors(401)})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Ask for a plan: which small models to train (a job)",
+        description=(
+            "The target (`target_params` and `target_tokens` or `target_compute`) and the budget for the "
+            "small models (`budget_flops` or `budget_fraction` of the target's compute), optionally size "
+            "bounds and `max_models`. Answers 202 with the job; poll its URL (Location) until `status` is "
+            "succeeded: `result` then holds the plan (models, schedule, expected ARE with its interval, "
+            "frontier, naive designs, compute-optimal split, warnings, reasons). Impossible input: 400 "
+            f"naming the field. No error model yet: 409 ({NO_MODEL_MESSAGE})."
+        ),
+        request=sp.PlanRequestSerializer,
+        responses={202: sp.PlanJobSerializer, **errors(400, 401, 409, 429, 503)},
+        examples=[
+            OpenApiExample("7B target, 5% of its compute", value=PLAN_REQUEST_EXAMPLE, request_only=True),
+            OpenApiExample("Queued", response_only=True, status_codes=["202"], value={
+                "id": 12, "kind": "plan", "status": "queued", "progress": 0.0, "input": PLAN_REQUEST_EXAMPLE,
+                "result": None, "page_url": "https://scaleplan.example/plans/12/"}),
+        ],
+    )
+    def post(self, request):
+        form = sp.PlanRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            job = plan_enqueue(data=form.validated_data, created_by=request.user)
+        except NoErrorModel as exc:
+            raise Conflict(detail=str(exc), code="no_error_model") from exc
+        return accepted(request, sp.PlanJobSerializer, job)
+
+
+class PlanDetail(generics.RetrieveAPIView):
+    serializer_class = sp.PlanJobSerializer
+    permission_classes = [permissions.IsAuthenticated, IsJobOwnerOrStaff]
+    queryset = Job.objects.filter(kind=Job.Kind.PLAN).select_related("created_by")
+
+    @extend_schema(
+        summary="One plan job: status, progress and, once succeeded, the plan",
+        responses={200: sp.PlanJobSerializer, **errors(401, 403, 404)},
+        examples=[OpenApiExample("Succeeded", response_only=True, value={
+            "id": 12, "kind": "plan", "status": "succeeded", "progress": 1.0, "input": PLAN_REQUEST_EXAMPLE,
+            "result": PLAN_RESULT_EXAMPLE, "page_url": "https://scaleplan.example/plans/12/"})],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)

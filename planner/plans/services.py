@@ -1,0 +1,87 @@
+"""Plans as jobs: validate a request, queue it, run fits.plan.recommend with the active error model."""
+from __future__ import annotations
+
+import math
+import threading
+
+from fits.errormodel import ErrorModel
+from fits.plan import PlanInputError, PlanRequest, recommend
+
+from ..errormodels.models import ErrorModelArtifact
+from ..errormodels.services import NO_MODEL_MESSAGE, error_model_active
+from ..jobs.models import Job
+from ..jobs.services import JobFailure, job_create
+
+# The fields of fits.plan.PlanRequest a user may set (the reference law comes later with reference families).
+REQUEST_FIELDS = ("target_params", "target_tokens", "target_compute", "budget_flops", "budget_fraction",
+                  "min_size", "max_size", "max_models", "max_epochs")
+
+
+class NoErrorModel(Exception):
+    """Plans need an active error model (for the API: 409)."""
+
+    def __init__(self):
+        super().__init__(NO_MODEL_MESSAGE)
+
+
+def plan_request(data: dict):
+    """A fits.plan.PlanRequest from the given fields, validated (raises fits.plan.PlanInputError naming the field)."""
+    request = PlanRequest(**{k: data[k] for k in REQUEST_FIELDS if data.get(k) is not None})
+    request.resolved()
+    return request
+
+
+def plan_enqueue(*, data: dict, created_by=None) -> Job:
+    """Check the request and that an error model exists, then queue the plan job.
+
+    Raises PlanInputError (bad input: nothing is queued) or NoErrorModel.
+    """
+    plan_request(data)
+    if not ErrorModelArtifact.objects.filter(is_active=True).exists():
+        raise NoErrorModel()
+    return job_create(
+        kind=Job.Kind.PLAN, input={k: data[k] for k in REQUEST_FIELDS if data.get(k) is not None},
+        created_by=created_by,
+    )
+
+
+# Parsed error models by artifact version: a worker loads each once (artifacts never change).
+_models: dict[int, object] = {}
+_models_lock = threading.Lock()
+
+
+def _loaded_model(artifact: ErrorModelArtifact):
+    with _models_lock:
+        model = _models.get(artifact.version)
+        if model is None:
+            model = _models[artifact.version] = ErrorModel.from_dict(artifact.model)
+        return model
+
+
+def plan_run(*, job: Job, progress) -> dict:
+    """The plan job's runner: the active error model's recommendation for the job's request."""
+    artifact = error_model_active()
+    if artifact is None:
+        raise JobFailure(f"Cannot plan: {NO_MODEL_MESSAGE}.")
+    try:
+        plan = recommend(_loaded_model(artifact), plan_request(job.input))
+    except PlanInputError as exc:
+        raise JobFailure(str(exc), details={"field": exc.field, "reason": exc.reason}) from exc
+    return {**json_safe(plan.to_dict()), "error_model_version": artifact.version}
+
+
+def json_safe(value):
+    """Plain JSON: numpy scalars as Python numbers, non-finite floats as None.
+
+    A far extrapolation can overflow the error model's exp() to inf, which
+    PostgreSQL's jsonb refuses; None reads as "no bound" on the page and in the API.
+    """
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalar
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

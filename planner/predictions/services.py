@@ -1,0 +1,302 @@
+"""Predictions from the user's own small runs: a target's loss with an interval, as a job.
+
+The web layer (API, form) turns a JSON body or a canonical CSV into a list of
+runs (`prediction_runs_from_csv`) and calls `prediction_enqueue`, which checks
+the runs the way the fitter will (fits.api.prepare_train) so that bad input is
+refused before any job row exists. The worker calls `prediction_run`, the one
+function of the `prediction` job kind. The plot is drawn on request from the
+stored input and the law in the result (`prediction_plot_png`), never refitted.
+"""
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pandas as pd
+
+from fits.api import fit_train, prepare_train
+from fits.canonical import read_canonical
+from fits.data import choose_primary_metric, run_key
+from fits.fitting import FitInputError, FitResult
+from fits.interval import prediction_interval
+from fits.plots import fit_figure
+from fits.policy import DEFAULT_POLICY
+
+from ..corpus.importing import upload_limits
+from ..jobs.models import Job
+from ..jobs.services import JobFailure, job_create
+
+# One job row holds the runs as JSON and is read on every poll: cap its size.
+MAX_PREDICTION_ROWS = 50_000
+DEFAULT_COVERAGE = 0.8
+N_BOOT = 100
+
+# Diagnostic thresholds (see prediction_diagnostics).
+MIN_SIZES = 3
+MAX_SCALE_UP = 10.0
+EARLY_TOKENS = 1e9
+OUTLIER_FACTOR = 3.0
+# Mean |log residual| below 0.1% is digitisation noise: a median run that fits
+# better than that would make every run look like an outlier.
+OUTLIER_FLOOR = 1e-3
+EXPONENT_RANGE = (0.05, 1.0)
+
+RESULT_VERSION = 1
+RUN_FIELDS = ("model", "params", "tokens", "value", "seed", "epochs")
+
+
+class PredictionInputError(ValueError):
+    """Input the fitter cannot use. ``field`` names the input field at fault."""
+
+    def __init__(self, message: str, *, field: str = "runs"):
+        super().__init__(message)
+        self.field = field
+
+
+# --- input ---------------------------------------------------------------------
+
+
+def prediction_runs_from_csv(*, data: bytes, metric: str | None = None) -> tuple[list[dict], dict]:
+    """The runs of a canonical CSV(.gz) upload, one family and one metric.
+
+    Returns ``(runs, about)`` where ``about`` says which family and metric were
+    used. Raises fits.canonical.CorpusValidationError (line, column, reason) for
+    a file that breaks the format (CorpusTooLarge over the upload limits), PredictionInputError for one that cannot be
+    used for a prediction (several families, an unknown metric).
+    """
+    frame, _ = read_canonical(io.BytesIO(data), **upload_limits())
+    if frame.empty:
+        raise PredictionInputError("The file has no data rows.", field="file")
+    families = sorted(frame["family"].unique())
+    if len(families) > 1:
+        raise PredictionInputError(
+            f"The file holds {len(families)} families ({', '.join(families)}); a prediction uses one family's "
+            "runs: upload one family at a time.",
+            field="file",
+        )
+    metrics = sorted(frame["metric"].unique())
+    if metric:
+        if metric not in metrics:
+            raise PredictionInputError(
+                f"The file has no rows of metric {metric!r}; it has {', '.join(metrics)}.", field="metric"
+            )
+    else:
+        try:
+            metric = choose_primary_metric(frame)
+        except ValueError as exc:
+            raise PredictionInputError(f"{exc}; name the metric to fit.", field="metric") from None
+    rows = frame[frame["metric"] == metric]
+    if len(rows) > MAX_PREDICTION_ROWS:
+        raise PredictionInputError(
+            f"The file has {len(rows)} rows of {metric!r}; at most {MAX_PREDICTION_ROWS} are accepted.", field="file"
+        )
+    runs = [
+        {
+            "model": model,
+            "params": int(params),
+            "tokens": float(tokens),
+            "value": float(value),
+            "seed": seed,
+            **({"epochs": float(epochs)} if not math.isnan(epochs) else {}),
+        }
+        for model, params, tokens, value, seed, epochs in zip(
+            rows["model"], rows["params"], rows["tokens"], rows["value"], rows["seed"], rows["epochs"]
+        )
+    ]
+    return runs, {"family": families[0], "metric": metric}
+
+
+def runs_frame(runs: list[dict]) -> pd.DataFrame:
+    """The runs as the training frame fits takes (model, params, tokens, value, seed, epochs)."""
+    frame = pd.DataFrame(list(runs), columns=list(RUN_FIELDS))
+    frame["seed"] = frame["seed"].astype(object).fillna("").astype(str)
+    frame["epochs"] = pd.to_numeric(frame["epochs"], errors="coerce")
+    return frame
+
+
+def _targets(target_params, target_tokens) -> tuple[float, list[float]]:
+    tokens = list(target_tokens) if isinstance(target_tokens, (list, tuple)) else [target_tokens]
+    if not tokens:
+        raise PredictionInputError("Give at least one target token count.", field="target_tokens")
+    for name, values in (("target_params", [target_params]), ("target_tokens", tokens)):
+        for v in values:
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
+                raise PredictionInputError(f"{v!r} is not a positive number.", field=name)
+    return float(target_params), [float(t) for t in tokens]
+
+
+def prediction_check(*, runs: list[dict], target_params, target_tokens, coverage: float) -> None:
+    """Refuse what the fitter would refuse, with the run index and field at fault."""
+    _targets(target_params, target_tokens)
+    if not 0 < coverage < 1:
+        raise PredictionInputError(f"coverage must be between 0 and 1 (exclusive), not {coverage}.", field="coverage")
+    if not runs:
+        raise PredictionInputError("Give at least one run's losses.")
+    if len(runs) > MAX_PREDICTION_ROWS:
+        raise PredictionInputError(f"{len(runs)} rows given; at most {MAX_PREDICTION_ROWS} are accepted.")
+    try:
+        frame = prepare_train(runs_frame(runs))
+    except FitInputError as exc:
+        # fits numbers rows from 0 like the runs list, so "row i" is runs[i].
+        raise PredictionInputError(str(exc).replace("train column", "runs field")) from None
+    if DEFAULT_POLICY.select(frame).empty:
+        raise PredictionInputError("The checkpoint policy keeps none of these rows.")
+
+
+def prediction_enqueue(
+    *, runs: list[dict], target_params, target_tokens, coverage: float = DEFAULT_COVERAGE, source: dict | None = None,
+    created_by=None,
+) -> Job:
+    """Check the input and queue a prediction job. Raises PredictionInputError and creates nothing on bad input.
+
+    ``source`` (e.g. {"filename", "family", "metric"}) is kept on the job to say where the runs came from.
+    """
+    prediction_check(runs=runs, target_params=target_params, target_tokens=target_tokens, coverage=coverage)
+    job_input = {
+        "runs": list(runs),
+        "target_params": target_params,
+        "target_tokens": target_tokens,
+        "coverage": coverage,
+        "n_rows": len(runs),
+        **(source or {}),
+    }
+    return job_create(kind=Job.Kind.PREDICTION, input=job_input, created_by=created_by)
+
+
+# --- the job -------------------------------------------------------------------
+
+
+def _diag(code: str, level: str, message: str) -> dict:
+    return {"code": code, "level": level, "message": message}
+
+
+def run_residuals(result, selected: pd.DataFrame) -> pd.Series:
+    """Mean |log residual| of each run over the rows the fit used, by run label."""
+    fitted = result.predict(selected["params"], selected["tokens"], selected["epochs"], selected["run_tokens"])
+    resid = np.abs(np.log(selected["value"].to_numpy()) - np.log(fitted))
+    keys = run_key(selected).str.replace("\x1f", " seed ", regex=False).str.removesuffix(" seed ")
+    return pd.Series(resid, index=keys.to_numpy()).groupby(level=0).mean()
+
+
+def prediction_diagnostics(frame: pd.DataFrame, selected: pd.DataFrame, result, target_params: float) -> list[dict]:
+    """What a user should know before trusting the number (each with a code for scripts)."""
+    out = []
+    sizes = np.unique(frame["params"])
+    if sizes.size < MIN_SIZES:
+        out.append(_diag(
+            "few_sizes", "warning",
+            f"Only {sizes.size} model size(s); a law fitted to fewer than {MIN_SIZES} sizes is poorly constrained "
+            "(five sizes spread across scales are a safe start).",
+        ))
+    scale_up = target_params / sizes.max()
+    if scale_up > MAX_SCALE_UP:
+        out.append(_diag(
+            "large_extrapolation", "warning",
+            f"The target is {scale_up:.3g}x the largest run ({sizes.max():.3g} parameters); beyond "
+            f"{MAX_SCALE_UP:g}x the law's error grows quickly (the interval accounts for it).",
+        ))
+    early = frame["tokens"] < EARLY_TOKENS
+    if early.any():
+        kept_early = int((selected["tokens"] < EARLY_TOKENS).sum())
+        dropped = int(early.sum()) - kept_early
+        message = (f"{int(early.sum())} checkpoint(s) before {EARLY_TOKENS:.0e} tokens are noisy (warm-up, high "
+                   f"learning rate); the checkpoint policy dropped {dropped}")
+        if kept_early:
+            message += f" and kept {kept_early} from runs too short to have later ones"
+        out.append(_diag("early_checkpoints", "note", message + "."))
+    per_run = run_residuals(result, selected)
+    if per_run.size >= 3:
+        threshold = OUTLIER_FACTOR * max(float(per_run.median()), OUTLIER_FLOOR)
+        for run, err in per_run[per_run > threshold].sort_values(ascending=False).items():
+            out.append(_diag(
+                "outlier_run", "warning",
+                f"Run {run!r} is off the fitted law by {err:.2%} on average (log), more than {OUTLIER_FACTOR:g}x the "
+                f"median run ({float(per_run.median()):.2%}): a bad seed or a different recipe? Check it or leave it out.",
+            ))
+    low, high = EXPONENT_RANGE
+    for name in ("alpha", "beta"):
+        value = result.params.get(name)
+        if value is not None and not low <= value <= high:
+            out.append(_diag(
+                "unusual_exponent", "warning",
+                f"The fitted {name} = {value:.3g} is outside the corpus's range ({low:g}-{high:g}); the runs may not "
+                "follow one law, or cover too narrow a range of sizes or tokens.",
+            ))
+    if not result.success:
+        out.append(_diag("fit_not_converged", "warning", f"The fit did not converge: {result.message}"))
+    return out
+
+
+def prediction_run(*, job: Job, progress) -> dict:
+    """The `prediction` job: fit the law, predict the target with an interval, diagnose."""
+    data = job.input
+    progress(0.05, "validating")
+    try:
+        target_params, tokens = _targets(data["target_params"], data["target_tokens"])
+        frame = prepare_train(runs_frame(data["runs"]))
+        progress(0.15, "fitting")
+        result, selected = fit_train(frame)
+        progress(0.3, "bootstrapping")
+        interval = prediction_interval(
+            frame, target_params, tokens, coverage=float(data.get("coverage", DEFAULT_COVERAGE)), n_boot=N_BOOT
+        )
+    except (FitInputError, PredictionInputError) as exc:
+        raise JobFailure(f"The runs cannot be fitted: {exc}") from exc
+    progress(0.95, "diagnosing")
+    scalar = not isinstance(data["target_tokens"], (list, tuple))
+    points = [
+        {"tokens": t, "prediction": float(p), "lower": float(lo), "upper": float(hi)}
+        for t, p, lo, hi in zip(tokens, interval.prediction, interval.lower, interval.upper)
+    ]
+
+    def shaped(key):
+        values = [p[key] for p in points]
+        return values[0] if scalar else values
+
+    result_dict = {
+        "version": RESULT_VERSION,
+        "target_params": target_params,
+        "target_tokens": tokens[0] if scalar else tokens,
+        "prediction": shaped("prediction"),
+        "lower": shaped("lower"),
+        "upper": shaped("upper"),
+        "coverage": interval.coverage,
+        "points": points,
+        "law": result.to_dict(),
+        "interval": {"n_boot": interval.n_boot, "boot_sd_log": interval.boot_sd_log.tolist(),
+                     "method_sd_log": interval.method_sd_log},
+        "data": {"n_rows": len(frame), "n_rows_fitted": len(selected), "n_runs": int(frame.groupby(["model", "seed"]).ngroups),
+                 "sizes": sorted(float(n) for n in frame["params"].unique())},
+        "diagnostics": prediction_diagnostics(frame, selected, result, target_params),
+    }
+    progress(1.0, "done")
+    return result_dict
+
+
+# --- the plot --------------------------------------------------------------------
+
+
+def law_from_dict(law: dict):
+    """Rebuild the fitted law stored on a job's result (FitResult.to_dict()), to evaluate it again."""
+    return FitResult.from_dict(law)
+
+
+def prediction_plot_png(*, job: Job) -> bytes:
+    """PNG of a succeeded prediction: the runs, the fitted curves, the target's prediction and interval."""
+    result = job.result
+    frame = prepare_train(runs_frame(job.input["runs"]))
+    points = sorted(result["points"], key=lambda p: p["tokens"])
+    title = job.input.get("family") or f"prediction {job.pk}"
+    figure = fit_figure(
+        frame, law_from_dict(result["law"]), used=DEFAULT_POLICY.select(frame),
+        target_params=result["target_params"],
+        target_tokens=[p["tokens"] for p in points],
+        target_prediction=[p["prediction"] for p in points],
+        target_lower=[p["lower"] for p in points],
+        target_upper=[p["upper"] for p in points],
+        coverage=result["coverage"], title=f"{title}: predicted loss of the target",
+    )
+    out = io.BytesIO()
+    figure.savefig(out, format="png", dpi=100)
+    return out.getvalue()
