@@ -13,55 +13,83 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .canonical import read_canonical, read_families
+
 FIT_COLUMNS = ["family", "model", "params", "tokens", "value", "seed", "epochs"]
 
-# Metric names that are scores, not losses: never chosen as a family's primary metric.
-_NOT_A_LOSS = re.compile(r"(?:acc|accuracy|err_|error|bpb|score|exact|f1|^BB |bleu|rouge)", re.I)  # no capture group: pandas warns on one
-_SPLIT_RANK = {"validation": 0, "unknown": 1, "": 1, "train": 2}
+# A name is loss-like when it says loss / cross-entropy / NLL / log-perplexity;
+# names that also say accuracy, error rate, bits-per-byte or score are not.
+_LOSS_RE = re.compile(r"loss|cross.?ent|\bnll\b|log.?perplexity|log.?ppl", re.IGNORECASE)
+_NOT_LOSS_RE = re.compile(r"(^|[^a-z])(acc|accuracy|err|error|bpb|score)([^a-z]|$)", re.IGNORECASE)
+_AGGREGATE_RE = re.compile(r"(^|[^a-z])(avg|average|mean|overall|all)([^a-z]|$)", re.IGNORECASE)
 
 
-def read_corpus(path) -> pd.DataFrame:
-    """Read a canonical CSV (optionally gzipped) with the dtypes fits need."""
-    return pd.read_csv(
-        path,
-        dtype={"family": str, "model": str, "arch": str, "seed": str, "metric": str, "split": str,
-               "dataset": str, "source": str},
-        keep_default_na=False,
-        na_values={"params": [""], "tokens": [""], "value": [""], "step": [""], "epochs": [""],
-                   "flops": [""]},
+def is_loss_metric(name: str) -> bool:
+    """True for a loss-like metric name (loss, cross-entropy, NLL, log-perplexity), never for a score."""
+    return bool(_LOSS_RE.search(name)) and not _NOT_LOSS_RE.search(name)
+
+
+def _metric_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (family, metric) of loss-like metrics: runs reporting it, best split rank, rows, aggregate name."""
+    names = pd.Series(rows["metric"].unique())
+    losses = names[names.map(is_loss_metric)]
+    sub = rows.loc[rows["metric"].isin(losses), ["family", "metric", "model", "split"]]
+    split = sub["split"].to_numpy(dtype=object)
+    sub = sub.assign(split=np.select([split == "validation", split == "train"], [0, 1], 2))
+    per_run = sub.drop_duplicates(["family", "metric", "model"])
+    table = pd.DataFrame({
+        "runs": per_run.groupby(["family", "metric"], sort=False).size(),
+        "split": per_run.groupby(["family", "metric"], sort=False)["split"].min(),
+        "rows": sub.groupby(["family", "metric"], sort=False).size(),
+    }).reset_index()
+    table["aggregate"] = table["metric"].map(lambda m: 0 if _AGGREGATE_RE.search(m) else 1)
+    return table.sort_values(
+        ["family", "runs", "split", "rows", "aggregate", "metric"],
+        ascending=[True, False, True, False, True, True],
     )
 
 
-def read_family_table(path) -> pd.DataFrame:
-    """Read a families file (``family, primary_metric, ...``) as in shared/corpus/families.csv."""
-    fams = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if "family" not in fams.columns or "primary_metric" not in fams.columns:
-        raise ValueError(f"{path}: a families file needs the columns 'family' and 'primary_metric'")
-    return fams
+def primary_metrics(rows: pd.DataFrame) -> pd.Series:
+    """family -> primary metric of canonical rows, by the rule of :func:`choose_primary_metric`.
+
+    Families without a loss-like metric are absent. One pass over all families (the importer's case).
+    """
+    return _metric_table(rows).drop_duplicates("family").set_index("family")["metric"]
 
 
 def choose_primary_metric(rows: pd.DataFrame) -> str:
-    """The canonical rule: a loss, validation over unknown over training, then the most reported."""
-    metrics = rows[["metric", "split"]].copy()
-    metrics = metrics[~metrics["metric"].str.contains(_NOT_A_LOSS)]
-    if metrics.empty:
-        raise ValueError(f"family {rows['family'].iloc[0]!r} reports no loss-like metric")
-    metrics["rank"] = metrics["split"].map(_SPLIT_RANK).fillna(1)
-    summary = metrics.groupby("metric").agg(rank=("rank", "min"), n=("rank", "size"))
-    summary = summary.sort_values(["rank", "n"], ascending=[True, False])
-    return str(summary.index[0])
+    """Pick one family's primary (fitting) metric from its canonical rows: the one rule of scaleplan.
+
+    Only loss-like names count (``loss``, cross-entropy, NLL, log-perplexity;
+    never accuracy/acc/err/bpb/score names). Among them, in order:
+    1. the metric reported for the most runs of the family (a fit needs sizes);
+    2. validation over training over unknown split (the metric's best split);
+    3. the most rows (the source's headline curve is the densest one);
+    4. an aggregate name (avg/mean/overall) over a per-domain one;
+    5. alphabetical, so the choice is deterministic.
+    Returns "" when the family has no loss-like metric (a curator, or the caller, must choose).
+    ``rows`` needs ``metric``, ``model`` and ``split``; ``family`` is optional (one family).
+    """
+    if "family" not in rows.columns:
+        rows = rows.assign(family="")
+    chosen = primary_metrics(rows)
+    return str(chosen.iat[0]) if len(chosen) else ""
 
 
 def primary_observations(corpus: pd.DataFrame, families: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each family's primary-metric rows as a fit frame, sorted by family, params, model, tokens.
 
     ``families`` (optional) names the primary metric of each family; families it
-    does not list fall back to :func:`choose_primary_metric`.
+    does not list get :func:`choose_primary_metric`'s. A family with neither raises
+    ValueError (it reports no loss-like metric).
     """
-    named = {} if families is None else dict(zip(families["family"], families["primary_metric"]))
+    named = {} if families is None else {k: v for k, v in zip(families["family"], families["primary_metric"]) if v}
+    chosen = primary_metrics(corpus)
     parts = []
     for family, rows in corpus.groupby("family", sort=True):
-        metric = named.get(family) or choose_primary_metric(rows)
+        metric = named.get(family) or chosen.get(family)
+        if not metric:
+            raise ValueError(f"family {family!r} reports no loss-like metric")
         part = rows[rows["metric"] == metric]
         if not part.empty:
             parts.append(part)
@@ -86,7 +114,7 @@ def as_fit_frame(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_primary(corpus_path, families_path=None) -> pd.DataFrame:
-    """Read a canonical CSV and return its primary-metric fit frame.
+    """Read and validate a canonical CSV (fits.canonical) and return its primary-metric fit frame.
 
     Without ``families_path``, a ``families.csv`` beside the corpus file is used if present.
     """
@@ -94,8 +122,9 @@ def load_primary(corpus_path, families_path=None) -> pd.DataFrame:
     if families_path is None:
         beside = corpus_path.with_name("families.csv")
         families_path = beside if beside.exists() else None
-    families = read_family_table(families_path) if families_path else None
-    return primary_observations(read_corpus(corpus_path), families)
+    families = read_families(families_path) if families_path else None
+    rows, _ = read_canonical(corpus_path)
+    return primary_observations(rows, families)
 
 
 def run_key(frame: pd.DataFrame) -> pd.Series:

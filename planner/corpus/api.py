@@ -19,7 +19,7 @@ from rest_framework import generics, permissions
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.views import APIView
 
-from fits.canonical import CorpusValidationError
+from fits import CorpusValidationError
 
 from ..api.base import Pagination, accepted, errors
 from ..api.exceptions import CorpusRejected

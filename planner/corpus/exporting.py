@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.db.models import QuerySet
 
-from fits.canonical import CANONICAL_COLUMNS
+from fits import CANONICAL_COLUMNS
 
 from .models import Observation
 

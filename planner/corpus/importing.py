@@ -5,7 +5,6 @@ idempotent, and bulk (COPY on PostgreSQL, batched executemany elsewhere).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -13,25 +12,12 @@ import pandas as pd
 import psycopg
 from django.db import InterfaceError, OperationalError, connection, transaction
 
-from fits.canonical import (
-    CANONICAL_COLUMNS,
-    CorpusValidationError,
-    Problem,
-    frame_to_raw,
-    read_canonical,
-    validate_canonical,
-)
+from fits import CorpusValidationError, Problem, frame_to_raw, primary_metrics, read_canonical, validate_canonical
 
 from .models import Family, Observation, Run
 
 _OBS_FIELDS = ("step", "epochs", "flops", "split", "dataset", "source")
 _BATCH = 5000
-# A name is loss-like when it says loss / cross-entropy / NLL / log-perplexity;
-# names that also say accuracy, error rate, bits-per-byte or score are not.
-_LOSS_RE = re.compile(r"loss|cross.?ent|\bnll\b|log.?perplexity|log.?ppl", re.IGNORECASE)
-_NOT_LOSS_RE = re.compile(r"(^|[^a-z])(acc|accuracy|err|error|bpb|score)([^a-z]|$)", re.IGNORECASE)
-_AGGREGATE_RE = re.compile(r"(^|[^a-z])(avg|average|mean|overall|all)([^a-z]|$)", re.IGNORECASE)
-_SPLIT_RANK = {"validation": 0, "train": 1, "unknown": 2, "": 2}
 
 
 class ImportInterrupted(Exception):
@@ -82,53 +68,6 @@ class ImportReport:
             f"{self.families_created} families and {self.runs_created} runs created; "
             f"{len(self.families)} families touched"
         )
-
-
-def is_loss_metric(name: str) -> bool:
-    return bool(_LOSS_RE.search(name)) and not _NOT_LOSS_RE.search(name)
-
-
-def _metric_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (family, metric) of loss-like metrics: runs reporting it, best split rank, rows, aggregate name."""
-    names = pd.Series(rows["metric"].unique())
-    losses = names[names.map(is_loss_metric)]
-    sub = rows.loc[rows["metric"].isin(losses), ["family", "metric", "model", "split"]]
-    split = sub["split"].to_numpy(dtype=object)
-    sub = sub.assign(split=np.select([split == "validation", split == "train"], [0, 1], 2))
-    per_run = sub.drop_duplicates(["family", "metric", "model"])
-    table = pd.DataFrame({
-        "runs": per_run.groupby(["family", "metric"], sort=False).size(),
-        "split": per_run.groupby(["family", "metric"], sort=False)["split"].min(),
-        "rows": sub.groupby(["family", "metric"], sort=False).size(),
-    }).reset_index()
-    table["aggregate"] = table["metric"].map(lambda m: 0 if _AGGREGATE_RE.search(m) else 1)
-    return table.sort_values(
-        ["family", "runs", "split", "rows", "aggregate", "metric"],
-        ascending=[True, False, True, False, True, True],
-    )
-
-
-def choose_primary_metric(rows: pd.DataFrame) -> str:
-    """Pick one family's primary (fitting) metric from its canonical rows.
-
-    Only loss-like names count (``loss``, cross-entropy, NLL, log-perplexity;
-    never accuracy/acc/err/bpb/score names). Among them, in order:
-    1. the metric reported for the most runs of the family (a fit needs sizes);
-    2. validation over training over unknown split (the metric's best split);
-    3. the most rows (the source's headline curve is the densest one);
-    4. an aggregate name (avg/mean/overall) over a per-domain one;
-    5. alphabetical, so the choice is deterministic.
-    Returns "" when the family has no loss-like metric (a curator must choose).
-    """
-    if "family" not in rows.columns:
-        rows = rows.assign(family="")
-    chosen = _primary_metrics(rows)
-    return str(chosen.iat[0]) if len(chosen) else ""
-
-
-def _primary_metrics(rows: pd.DataFrame) -> pd.Series:
-    """family -> primary metric by the rule of choose_primary_metric (families without a loss absent)."""
-    return _metric_table(rows).drop_duplicates("family").set_index("family")["metric"]
 
 
 def _mode_per_family(runs: pd.DataFrame, column: str) -> pd.Series:
@@ -244,7 +183,7 @@ def _family_defaults(rows: pd.DataFrame) -> pd.DataFrame:
     out["arch"] = runs.groupby("family")["arch"].first().where(arch_count == 1, "")
     out["dataset"] = _mode_per_family(runs, "dataset")
     out["source"] = _mode_per_family(runs, "source")
-    out["primary_metric"] = _primary_metrics(rows)
+    out["primary_metric"] = primary_metrics(rows)
     out["notes"] = ""
     return out.fillna("")
 
@@ -297,10 +236,6 @@ def _create_runs(rows, family_ids, report) -> pd.DataFrame:
         rows = rows.drop(columns="run_id_new")
     rows["run_id"] = rows["run_id"].astype("int64")
     return rows
-
-
-def _obs_frame(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[["run_id", "tokens", "metric", "value", "step", "epochs", "flops", "split", "dataset", "source"]]
 
 
 _COPY_COLUMNS = ("obs_id", "run_id", "tokens", "metric", "value") + _OBS_FIELDS
@@ -454,7 +389,7 @@ def import_canonical(
       ``skip_invalid``: then only the good rows are written and the rest are in
       ``report.problems`` / ``rows_skipped``.
     New families get a primary metric from ``families`` if given, else by
-    :func:`choose_primary_metric` (a loss, validation over training).
+    fits.choose_primary_metric (a loss, validation over training).
     No jobs are enqueued here.
     """
     def tell(fraction, message):
@@ -525,5 +460,4 @@ def _import_rows(rows, problems, duplicates, report, *, skip_invalid, replace, f
     return True
 
 
-__all__ = ["CANONICAL_COLUMNS", "ImportInterrupted", "ImportReport", "choose_primary_metric", "import_canonical",
-           "is_loss_metric", "upload_limits"]
+__all__ = ["ImportInterrupted", "ImportReport", "import_canonical", "upload_limits"]

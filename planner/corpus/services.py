@@ -13,7 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 
-from fits.canonical import CorpusValidationError, Problem, read_canonical
+from fits import CorpusValidationError, Problem, read_canonical
 
 from ..jobs.models import Job
 from ..jobs.services import JobEnqueueError, JobFailure, job_create

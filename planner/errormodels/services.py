@@ -28,15 +28,11 @@ from typing import NoReturn
 import numpy as np
 import pandas as pd
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
-from fits.backtest import eligible_families
-from fits.data import FIT_COLUMNS, as_fit_frame
-from fits.errormodel import fit_error_model
-from fits.sweep import sweep_family
+from fits import eligible_families, fit_error_model, json_safe, sweep_family
 
-from ..corpus.models import Observation
+from ..corpus.selectors import primary_frame
 from ..jobs import dispatch
 from ..jobs.models import Job
 from ..jobs.services import (JobCancelled, JobFailure, JobHandedOff, job_create, job_fail, job_set_progress,
@@ -54,21 +50,6 @@ STAGE_FINALISING = "finalising"
 
 
 # --- selectors -------------------------------------------------------------------
-
-
-def primary_frame(*, families=None) -> pd.DataFrame:
-    """The corpus's fit frame (fits.data.FIT_COLUMNS) from the database.
-
-    Each family's primary metric only; families excluded from fitting, or with
-    no primary metric chosen, are left out.
-    """
-    rows = Observation.objects.filter(
-        run__family__excluded_from_fitting=False, metric=F("run__family__primary_metric")
-    ).exclude(run__family__primary_metric="")
-    if families is not None:
-        rows = rows.filter(run__family__name__in=list(families))
-    values = rows.values_list("run__family__name", "run__name", "run__params", "tokens", "value", "run__seed", "epochs")
-    return as_fit_frame(pd.DataFrame.from_records(list(values.iterator(chunk_size=20000)), columns=FIT_COLUMNS))
 
 
 def sweep_table(*, job_id: int) -> pd.DataFrame:
@@ -104,11 +85,6 @@ def design_key(design: dict) -> str:
     return f"k={design['n_models']},l={design['largest_index']},f={design['fraction']:g},p={design['policy']}"
 
 
-def _finite_or_none(x):
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
 def _sweep_row(job_id: int, row: dict) -> SweepRow:
     design = row["design"]
     return SweepRow(
@@ -116,9 +92,9 @@ def _sweep_row(job_id: int, row: dict) -> SweepRow:
         n_models=design["n_models"], largest_index=design["largest_index"], fraction=design["fraction"],
         policy=design["policy"], scale_up=row["scale_up"], train_compute_share=row["train_compute_share"],
         tokens_per_model=row["tokens_per_model"], max_epochs=row["max_epochs"], has_curves=bool(row["has_curves"]),
-        sizes=row["sizes"], law=row["law"], n_points=row["n_points"], are=_finite_or_none(row["are"]),
-        params={k: _finite_or_none(v) for k, v in row["params"].items()}, success=bool(row["success"]),
-        rmse_log=_finite_or_none(row["rmse_log"]), error=row["error"], seconds=row["seconds"],
+        sizes=row["sizes"], law=row["law"], n_points=row["n_points"], are=json_safe(row["are"]),
+        params={k: json_safe(v) for k, v in row["params"].items()}, success=bool(row["success"]),
+        rmse_log=json_safe(row["rmse_log"]), error=row["error"], seconds=row["seconds"],
     )
 
 

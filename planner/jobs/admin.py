@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from fits.canonical import CorpusValidationError
+from fits import CorpusValidationError
 
 from ..corpus.services import corpus_import_enqueue, upload_check_header
 from .models import Job

@@ -19,12 +19,19 @@ import pandas as pd
 from django.core.cache import caches
 from django.utils import timezone
 
-from fits.api import fit_train, make_predictor
-from fits.backtest import MIN_SIZES, backtest_family, split_target
-from fits.data import FIT_COLUMNS, as_fit_frame
-from fits.interval import prediction_interval
+from fits import (
+    MIN_SIZES,
+    backtest_family,
+    fit_figure,
+    fit_train,
+    json_safe,
+    make_predictor,
+    prediction_interval,
+    split_target,
+)
 
-from ..corpus.models import Family, Observation
+from ..corpus.models import Family
+from ..corpus.selectors import primary_frame
 
 # Bump when the dict's shape or its computation changes: old cache entries are then ignored.
 LAWS_VERSION = 2  # 2: laws with the schedule/overfitting terms and the exponent posterior
@@ -40,17 +47,8 @@ _FIT_ERRORS = (ValueError, ArithmeticError)
 
 
 def family_fit_frame(family: Family) -> pd.DataFrame:
-    """The family's primary-metric observations as a fit frame (fits.data.FIT_COLUMNS), sorted like the library's."""
-    if not family.primary_metric:
-        return pd.DataFrame(columns=FIT_COLUMNS)
-    rows = (
-        Observation.objects.filter(run__family=family, metric=family.primary_metric)
-        .order_by("run__params", "run__name", "run__seed", "tokens")
-        .values_list("run__name", "run__params", "tokens", "value", "run__seed", "epochs")
-    )
-    frame = pd.DataFrame.from_records(list(rows), columns=["model", "params", "tokens", "value", "seed", "epochs"])
-    frame.insert(0, "family", family.name)
-    return as_fit_frame(frame)
+    """The family's primary-metric observations as a fit frame, excluded from fitting or not."""
+    return primary_frame(families=[family.name], include_excluded=True)
 
 
 def _stamp(value) -> str:
@@ -64,11 +62,6 @@ def family_law_cache_key(family: Family) -> str:
              family.primary_metric]
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
     return f"scaleplan:law:v{LAWS_VERSION}:{family.pk}:{digest}"
-
-
-def _finite(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 def _unavailable(reason: str) -> dict:
@@ -96,8 +89,8 @@ def _backtest(frame: pd.DataFrame, n_sizes: int) -> dict:
     return {
         "available": True,
         "are": row.are,
-        "are_best_loss": _finite(row.are_best_loss),
-        "are_most_compute": _finite(row.are_most_compute),
+        "are_best_loss": json_safe(row.are_best_loss),
+        "are_most_compute": json_safe(row.are_most_compute),
         "scale_up": row.scale_up,
         "n_train_points": row.n_train_points,
         "n_target_points": row.n_target_points,
@@ -120,7 +113,7 @@ def _interval(frame: pd.DataFrame, n_sizes: int) -> dict:
                                        target_epochs=target_epochs)
     except _FIT_ERRORS as exc:
         return _unavailable(f"The fit on the smaller sizes failed: {exc}")
-    prediction, lower, upper = (_finite(a[0]) for a in (interval.prediction, interval.lower, interval.upper))
+    prediction, lower, upper = (json_safe(a[0]) for a in (interval.prediction, interval.lower, interval.upper))
     if prediction is None or lower is None or upper is None:
         return _unavailable("The fit on the smaller sizes gave a non-finite prediction for the largest size.")
     # Several seeds may end at the same tokens: their mean is the observed loss.
@@ -177,8 +170,6 @@ def family_law(family: Family) -> dict:
 
 def family_plot_png(family: Family) -> bytes:
     """PNG of the family's curves and its fitted law (fits.plots, no pyplot: safe in a web process)."""
-    from fits.plots import fit_figure
-
     frame = family_fit_frame(family)
     if frame.empty:
         raise ValueError("The family has no observations of its primary metric.")

@@ -1,6 +1,8 @@
 """The plan form: the target, the small models' budget and optional bounds; checked by fits.plan before queueing."""
 from django import forms
 
+from fits import PlanInputError
+
 from .services import plan_request
 
 
@@ -21,8 +23,6 @@ class PlanForm(forms.Form):
     max_models = forms.IntegerField(label="At most this many small models", initial=8, min_value=1, max_value=20)
 
     def clean(self):
-        from fits.plan import PlanInputError
-
         cleaned = super().clean()
         if self.errors:
             return cleaned

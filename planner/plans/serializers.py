@@ -4,7 +4,7 @@ import math
 from django.urls import reverse
 from rest_framework import serializers
 
-from fits.plan import PlanInputError
+from fits import PlanInputError
 
 from .services import plan_request
 

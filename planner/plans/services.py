@@ -1,11 +1,9 @@
 """Plans as jobs: validate a request, queue it, run fits.plan.recommend with the active error model."""
 from __future__ import annotations
 
-import math
 import threading
 
-from fits.errormodel import ErrorModel
-from fits.plan import PlanInputError, PlanRequest, recommend
+from fits import ErrorModel, PlanInputError, PlanRequest, json_safe, recommend
 
 from ..errormodels.models import ErrorModelArtifact
 from ..errormodels.services import NO_MODEL_MESSAGE, error_model_active
@@ -68,20 +66,3 @@ def plan_run(*, job: Job, progress) -> dict:
     except PlanInputError as exc:
         raise JobFailure(str(exc), details={"field": exc.field, "reason": exc.reason}) from exc
     return {**json_safe(plan.to_dict()), "error_model_version": artifact.version}
-
-
-def json_safe(value):
-    """Plain JSON: numpy scalars as Python numbers, non-finite floats as None.
-
-    A far extrapolation can overflow the error model's exp() to inf, which
-    PostgreSQL's jsonb refuses; None reads as "no bound" on the page and in the API.
-    """
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()  # numpy scalar
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -11,7 +11,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_safe
 
-from fits.errormodel import ARE_CAP
+from fits import ARE_CAP
 
 from ..api.throttling import form_throttle, throttled_response
 from ..errormodels.services import error_model_active

@@ -10,7 +10,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from fits.canonical import CorpusTooLarge, CorpusValidationError
+from fits import CorpusTooLarge, CorpusValidationError
 
 from ..api.base import errors
 from ..api.exceptions import CorpusRejected, PayloadTooLarge

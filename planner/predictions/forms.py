@@ -1,7 +1,7 @@
 """The prediction form: the runs as a canonical CSV (pasted or uploaded) and the target."""
 from django import forms
 
-from fits.canonical import CorpusValidationError
+from fits import CorpusValidationError
 
 from .services import DEFAULT_COVERAGE, PredictionInputError, prediction_runs_from_csv
 

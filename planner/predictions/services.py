@@ -15,13 +15,19 @@ import math
 import numpy as np
 import pandas as pd
 
-from fits.api import fit_train, prepare_train
-from fits.canonical import read_canonical
-from fits.data import choose_primary_metric, run_key
-from fits.fitting import FitInputError, FitResult
-from fits.interval import prediction_interval
-from fits.plots import fit_figure
-from fits.policy import DEFAULT_POLICY
+from fits import (
+    DEFAULT_POLICY,
+    FitInputError,
+    MIN_SIZES,
+    FitResult,
+    choose_primary_metric,
+    fit_figure,
+    fit_train,
+    prediction_interval,
+    prepare_train,
+    read_canonical,
+    run_key,
+)
 
 from ..corpus.importing import upload_limits
 from ..jobs.models import Job
@@ -32,8 +38,7 @@ MAX_PREDICTION_ROWS = 50_000
 DEFAULT_COVERAGE = 0.8
 N_BOOT = 100
 
-# Diagnostic thresholds (see prediction_diagnostics).
-MIN_SIZES = 3
+# Diagnostic thresholds (see prediction_diagnostics); fewer than fits.MIN_SIZES sizes is "few".
 MAX_SCALE_UP = 10.0
 EARLY_TOKENS = 1e9
 OUTLIER_FACTOR = 3.0
@@ -82,10 +87,10 @@ def prediction_runs_from_csv(*, data: bytes, metric: str | None = None) -> tuple
                 f"The file has no rows of metric {metric!r}; it has {', '.join(metrics)}.", field="metric"
             )
     else:
-        try:
-            metric = choose_primary_metric(frame)
-        except ValueError as exc:
-            raise PredictionInputError(f"{exc}; name the metric to fit.", field="metric") from None
+        metric = choose_primary_metric(frame)
+        if not metric:
+            raise PredictionInputError(f"family {families[0]!r} reports no loss-like metric; name the metric to fit.",
+                                       field="metric")
     rows = frame[frame["metric"] == metric]
     if len(rows) > MAX_PREDICTION_ROWS:
         raise PredictionInputError(

@@ -10,8 +10,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import IntegrityError, connection, transaction
 
+from fits import choose_primary_metric, is_loss_metric
 from fits.canonical import CANONICAL_COLUMNS, CorpusValidationError, read_canonical, read_families
-from planner.corpus.importing import ImportReport, choose_primary_metric, import_canonical, is_loss_metric
+from planner.corpus.importing import ImportReport, import_canonical
 from planner.models import Family, Observation, Run
 
 HEADER = ",".join(CANONICAL_COLUMNS)

@@ -59,7 +59,7 @@ def test_a_plan_job_stores_the_plan_and_the_error_model_version(error_model):
 def test_non_finite_numbers_are_stored_as_null():
     import numpy as np
 
-    from planner.plans.services import json_safe
+    from fits import json_safe
 
     plan = {"expected_are": {"p10": np.float64(0.01), "p90": float("inf")}, "frontier": [{"p50": np.nan}],
             "n": np.int64(3)}

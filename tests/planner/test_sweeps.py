@@ -12,19 +12,18 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import IntegrityError, transaction
 
+from planner.corpus.selectors import primary_frame
 from planner.errormodels import services as services_sweeps
-from planner.jobs.services import job_cancel
-from planner.models import ErrorModelArtifact, Family, Job, SweepRow
 from planner.errormodels.services import (
-    JobHandedOff,
     error_model_activate,
     error_model_active,
     error_model_store,
-    primary_frame,
     sweep_family_run,
     sweep_finalise,
     sweep_run,
 )
+from planner.jobs.services import JobHandedOff, job_cancel
+from planner.models import ErrorModelArtifact, Family, Job, SweepRow
 from tests.conftest import wait_for_job
 
 # Three real families whose sweeps take about a second each.

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fits.canonical import CANONICAL_COLUMNS
+from fits import CANONICAL_COLUMNS
 
 VIA_COLPRET = "via ColPret (arXiv:2410.11840)"
 # No ColPret file carries a usable seed (README 1.5), so every run is seed 0.

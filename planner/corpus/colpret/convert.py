@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from fits.canonical import CANONICAL_COLUMNS, FAMILIES_COLUMNS
+from fits import CANONICAL_COLUMNS, FAMILIES_COLUMNS
 
 from . import (bimix, chinchilla, datablations, fetch, gpt3, gzip, lm360, manifest, moduleformer, olmo, opt,
                overtrain, redpajama, revisiting, t5)

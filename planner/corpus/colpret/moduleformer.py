@@ -10,7 +10,6 @@ from .common import Family, Part, SEED, cite, observations, parse_sizes
 from .manifest import MODULEFORMER
 
 SOURCE = cite("Shen+23 ModuleFormer arXiv:2306.04640 (IBM sheet)")
-RUN_KEY = ["Model", "data", "Tokenizer"]  # ST-k2 was trained twice: Pile/GPT2 and IBM Pile/Codegen
 MOLM = {"ST-h1", "h1-k4", "st-deep-48l"}  # the released MoLM models share data and tokenizer
 PRIMARY = "wikitext loss_from_ppl"
 NOT_METRICS = {"Model", "data", "Params", "Effective Params", "tokens_seen", "Tokenizer"}
@@ -27,6 +26,7 @@ def read(root: Path, paths: tuple[str, ...]) -> Part:
     no_tokens = sheet["tokens_seen"].isin(sheet["data"].unique())
     sheet = sheet[~no_tokens].copy()
     sheet["Tokenizer"] = sheet["Tokenizer"].fillna("unknown-tokenizer")
+    # A run is (Model, data, Tokenizer): ST-k2 was trained twice, Pile/GPT2 and IBM Pile/Codegen.
     sheet["model"] = ("ModuleFormer-" + sheet["Model"] + "-" + sheet["data"].str.replace(" ", "")
                       + "-" + sheet["Tokenizer"])
     # Active params per token; ST-k2 gives none, so its total stands in (flagged in its notes).

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from fits.canonical import CorpusValidationError, frame_to_raw, validate_canonical
+from fits import CorpusValidationError, frame_to_raw, validate_canonical
 from planner.corpus.colpret.convert import convert
 from planner.corpus.colpret.fetch import DownloadError
 from planner.corpus.importing import import_canonical

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from fits.canonical import CorpusValidationError, read_families
+from fits import CorpusValidationError, read_families
 from planner.corpus.importing import ImportInterrupted, import_canonical
 from planner.corpus.stats import families_refresh_after_import
 
