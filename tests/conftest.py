@@ -32,6 +32,16 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hasher(request, settings):
+    """Users are made in most tests: hash their passwords quickly (Django's advice for tests).
+
+    Not for browser tests: their server process checks the passwords with the project's own hashers.
+    """
+    if request.node.get_closest_marker("browser") is None:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _data_dir(settings, tmp_path):
     """Uploads and other files go to a per-test directory; throttle counts to a per-test cache."""
     settings.DATA_DIR = tmp_path / "data"

@@ -38,6 +38,7 @@ def strict_json(path):
     return json.loads(Path(path).read_text(), parse_constant=reject)
 
 
+@pytest.mark.subprocess
 def test_backtest_prints_the_table_and_summary_and_writes_json(corpus_slice, tmp_path):
     out = tmp_path / "bt.json"
     proc = run_cli("backtest", corpus_slice, "--json", out)
@@ -64,6 +65,7 @@ def test_backtest_scores_a_chosen_share_of_the_targets_training(corpus_slice, ca
     assert "tokens >= 0.3 x the largest size's final tokens" in capsys.readouterr().out
 
 
+@pytest.mark.subprocess
 def test_sweep_shows_progress_and_writes_json_and_csv(corpus_slice, tmp_path):
     js, csv = tmp_path / "sweep.json", tmp_path / "sweep.csv"
     proc = run_cli("sweep", corpus_slice, "--json", js, "--csv", csv)  # --jobs 2: see test_sweep
@@ -78,6 +80,7 @@ def test_sweep_shows_progress_and_writes_json_and_csv(corpus_slice, tmp_path):
     assert json.loads(table["params"].iloc[0])  # nested values as JSON text in a cell
 
 
+@pytest.mark.subprocess
 def test_fit_prints_parameters_and_the_targets_interval_and_saves_the_plot(corpus_slice, tmp_path):
     plot = tmp_path / "gpt2.svg"
     proc = run_cli("fit", corpus_slice, "--family", "GPT2-c4-1", "--target-params", "1.5e9", "--target-tokens",
@@ -90,6 +93,7 @@ def test_fit_prints_parameters_and_the_targets_interval_and_saves_the_plot(corpu
     assert plot.stat().st_size > 10_000 and "<svg" in plot.read_text()[:2000]
 
 
+@pytest.mark.subprocess
 def test_fit_holdout_scores_the_largest_size_and_plots_to_the_default_path(corpus_slice, tmp_path):
     proc = run_cli("fit", corpus_slice.resolve(), "--family", "overtrain-RedPajama", "--holdout-largest",
                    "--n-boot", "10", cwd=tmp_path)
@@ -99,6 +103,7 @@ def test_fit_holdout_scores_the_largest_size_and_plots_to_the_default_path(corpu
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
+@pytest.mark.subprocess
 def test_bad_input_exits_2_with_a_message_and_no_traceback(corpus_slice):
     proc = run_cli("fit", corpus_slice, "--family", "no-such-family")
     assert proc.returncode == 2

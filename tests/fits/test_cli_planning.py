@@ -12,6 +12,7 @@ def three_families(tmp_path_factory):
     return write_corpus_slice(tmp_path_factory.mktemp("corpus3"), SLICE, "three.csv")
 
 
+@pytest.mark.subprocess
 def test_calibrate_reports_held_out_coverage_and_writes_the_documented_json(three_families, tmp_path):
     out = tmp_path / "cal.json"
     proc = run_cli("calibrate", "--train", three_families, "--test", three_families, "--jobs", "1",
@@ -25,6 +26,7 @@ def test_calibrate_reports_held_out_coverage_and_writes_the_documented_json(thre
     assert set(row["predicted"]) == {"p10", "p50", "p90"} and "realized_are" in row and "design" in row
 
 
+@pytest.mark.subprocess
 def test_evaluate_plans_reports_a_win_rate_and_the_alternatives(three_families, tmp_path):
     out = tmp_path / "plans.json"
     proc = run_cli("evaluate-plans", "--train", three_families, "--test", three_families, "--jobs", "1",
@@ -40,6 +42,7 @@ def test_evaluate_plans_reports_a_win_rate_and_the_alternatives(three_families, 
         assert all(set(a) >= {"name", "realized_are"} for a in row["alternatives"])
 
 
+@pytest.mark.subprocess
 def test_a_missing_train_file_exits_2(tmp_path):
     proc = run_cli("calibrate", "--train", tmp_path / "nope.csv", "--test", tmp_path / "nope.csv")
     assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr

@@ -17,6 +17,8 @@ from fits.plan import PlanInputError, PlanRequest, recommend
 
 from .test_errormodel import synthetic_sweep
 
+pytestmark = pytest.mark.fuzz
+
 FIELDS = ("target_params", "target_tokens", "target_compute", "budget_flops", "budget_fraction", "min_size",
           "max_size", "max_models", "max_epochs")
 FUZZ = settings(max_examples=300, derandomize=True, deadline=None, database=None,

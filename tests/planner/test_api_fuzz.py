@@ -32,7 +32,7 @@ from planner.models import Job
 from tests.planner.test_plans import REQUEST as PLAN_REQUEST
 from tests.planner.test_plans import error_model  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.fuzz, pytest.mark.django_db]
 
 CHECKS = [
     not_a_server_error,

@@ -73,6 +73,7 @@ def _close(a, b):
 # --- the oracle ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_it_reproduces_the_reference_on_the_unambiguous_families(converted, reference):
     families = pd.read_csv(REFERENCE_FAMILIES).set_index("family")
     ours, ref = converted.rows, reference
@@ -313,6 +314,7 @@ def serve():
         server.server_close()
 
 
+@pytest.mark.slow
 def test_url_mode_gives_the_same_result_as_directory_mode(serve, converted):
     result = convert(serve(COLPRET))
     pd.testing.assert_frame_equal(result.rows, converted.rows)
@@ -320,6 +322,7 @@ def test_url_mode_gives_the_same_result_as_directory_mode(serve, converted):
     assert result.missing == [] and result.warnings == converted.warnings
 
 
+@pytest.mark.slow
 def test_url_mode_reports_files_the_server_does_not_have(serve):
     absent = {"aggregated_eval/t5_pile.csv", "raw_data/gzip/results_new.jsonl"}
     result = convert(serve(COLPRET, absent=frozenset(absent)))

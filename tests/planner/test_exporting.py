@@ -38,6 +38,7 @@ def reference_slice(tmp_path):
     return frame[frame["family"].isin(keep)].reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_export_then_import_reproduces_a_slice_of_the_reference_corpus(db, reference_slice, tmp_path):
     import_canonical(reference_slice.drop(columns="line"))
     path = tmp_path / "out.csv.gz"

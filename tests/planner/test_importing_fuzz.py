@@ -27,7 +27,7 @@ from fits.canonical import CANONICAL_COLUMNS, CorpusValidationError, read_canoni
 from planner.corpus.importing import import_canonical
 from planner.models import Observation
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.fuzz, pytest.mark.django_db]
 
 FUZZ = settings(max_examples=150, derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

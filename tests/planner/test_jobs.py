@@ -202,6 +202,7 @@ def post_one_of_each_kind(client_for, owner, staff, sweep_families=None):
     }
 
 
+@pytest.mark.subprocess
 @pytest.mark.django_db(transaction=True)
 def test_with_redis_down_every_job_kind_answers_503_creates_nothing_and_works_once_redis_is_back(
         client_for, owner, staff, error_model, throwaway_redis, settings):
@@ -233,6 +234,7 @@ def test_with_redis_down_every_job_kind_answers_503_creates_nothing_and_works_on
     assert throwaway_redis.queue_length() == 4
 
 
+@pytest.mark.subprocess
 @pytest.mark.django_db(transaction=True)
 def test_with_redis_down_the_forms_answer_503_with_the_reason_on_the_page_and_create_nothing(
         client, owner, staff, error_model, throwaway_redis):

@@ -22,7 +22,7 @@ from planner.plans.services import REQUEST_FIELDS, plan_run
 from tests.fits.test_plan_fuzz import requests
 from tests.planner.test_plans import error_model  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.fuzz, pytest.mark.django_db]
 
 FUZZ = settings(max_examples=120, derandomize=True, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

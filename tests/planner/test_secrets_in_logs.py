@@ -105,6 +105,7 @@ def test_an_unreachable_broker_with_a_password_is_reported_without_it(logged, cl
     assert_absent(logged.text + response.content.decode(), BROKER_PASSWORD)
 
 
+@pytest.mark.subprocess
 def test_a_database_url_password_stays_out_of_a_failed_connection_message(tmp_path):
     done = boot(tmp_path, argv=["manage.py", "migrate", "--noinput"],
                 DATABASE_URL=f"postgres://postgres:{DB_PASSWORD}@127.0.0.1:1/scaleplan")
@@ -112,6 +113,7 @@ def test_a_database_url_password_stays_out_of_a_failed_connection_message(tmp_pa
     assert_absent(done.stdout + done.stderr, DB_PASSWORD)
 
 
+@pytest.mark.subprocess
 def test_the_worker_banner_and_broker_errors_mask_the_redis_password(tmp_path):
     env = {**os.environ, "CELERY_BROKER_URL": f"redis://:{BROKER_PASSWORD}@127.0.0.1:1/0",
            "SCALEPLAN_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
@@ -134,6 +136,7 @@ def test_the_worker_banner_and_broker_errors_mask_the_redis_password(tmp_path):
     assert_absent(text, BROKER_PASSWORD)
 
 
+@pytest.mark.subprocess
 def test_the_scripts_mask_url_passwords_in_what_they_print():
     line = f"tests on database postgres://app:{DB_PASSWORD}@db:5432/x, broker redis://:{BROKER_PASSWORD}@r:6379/1"
     done = subprocess.run(["bash", "-c", 'source scripts/lib.sh && scaleplan_redact "$1"', "_", line],

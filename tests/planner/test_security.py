@@ -287,6 +287,7 @@ def test_the_restricted_loader_reads_colprets_own_pickles_as_plain_data():
         safe_pickle.loads(pickle.dumps({"f": print}))  # a builtin function is not data
 
 
+@pytest.mark.subprocess
 def test_production_sends_hsts_and_secure_httponly_cookies(tmp_path):
     from tests.planner.test_settings import PRODUCTION, boot
 

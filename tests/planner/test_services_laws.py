@@ -175,6 +175,7 @@ def test_laws_are_cached_in_files_under_the_data_directory_by_default():
     assert settings.CACHES["laws"]["BACKEND"].endswith("LocMemCache")  # this module's own, see own_cache
 
 
+@pytest.mark.slow
 def test_on_a_reference_family_it_matches_the_library_on_the_corpus_file(db):
     """OPT imported from ../shared: the database path gives the numbers fits gives on the CSV itself."""
     from fits.canonical import read_canonical, read_families

@@ -54,6 +54,7 @@ def test_it_finds_the_variables_settings_reads():
     assert {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "DATABASE_URL", "REDIS_URL"} <= set(SETTINGS_VARIABLES)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS"])
 def test_it_refuses_to_boot_in_production_without_a_required_variable(tmp_path, missing):
     env = {k: v for k, v in PRODUCTION.items() if k != missing}
@@ -65,6 +66,7 @@ def test_it_refuses_to_boot_in_production_without_a_required_variable(tmp_path, 
     assert missing in done.stderr
 
 
+@pytest.mark.subprocess
 def test_it_refuses_to_boot_in_production_with_empty_allowed_hosts(tmp_path):
     done = boot(tmp_path, **{**PRODUCTION, "ALLOWED_HOSTS": ""})
 
@@ -72,6 +74,7 @@ def test_it_refuses_to_boot_in_production_with_empty_allowed_hosts(tmp_path):
     assert "ALLOWED_HOSTS" in done.stderr
 
 
+@pytest.mark.subprocess
 def test_debug_is_off_by_default_in_production(tmp_path):
     values = setting_values(tmp_path, ["DEBUG", "SECRET_KEY", "ALLOWED_HOSTS"], **PRODUCTION)
 
@@ -82,16 +85,19 @@ def test_debug_is_off_by_default_in_production(tmp_path):
     }
 
 
+@pytest.mark.subprocess
 def test_debug_is_on_only_when_asked_in_production(tmp_path):
     assert setting_values(tmp_path, ["DEBUG"], **PRODUCTION, DEBUG="true") == {"DEBUG": True}
 
 
+@pytest.mark.subprocess
 def test_development_boots_with_no_configuration_at_all(tmp_path):
     values = setting_values(tmp_path, ["DEBUG", "DATA_DIR"])
 
     assert values == {"DEBUG": True, "DATA_DIR": str(tmp_path / "data")}
 
 
+@pytest.mark.subprocess
 def test_database_defaults_to_sqlite_in_the_data_dir(tmp_path):
     db = setting_values(tmp_path, ["DATABASES"])["DATABASES"]["default"]
 
@@ -99,6 +105,7 @@ def test_database_defaults_to_sqlite_in_the_data_dir(tmp_path):
     assert db["NAME"] == str(tmp_path / "data" / "scaleplan.sqlite3")
 
 
+@pytest.mark.subprocess
 def test_database_url_picks_the_engine(tmp_path):
     url = "postgres://scaleplan:pw@db.internal:5433/scaleplan"
 
@@ -113,6 +120,7 @@ def test_database_url_picks_the_engine(tmp_path):
     )
 
 
+@pytest.mark.subprocess
 def test_the_broker_defaults_to_the_filesystem_under_the_data_dir(tmp_path):
     code = (
         "import json\nfrom planner.celery import app\n"
@@ -127,6 +135,7 @@ def test_the_broker_defaults_to_the_filesystem_under_the_data_dir(tmp_path):
     assert (tmp_path / "data" / "broker" / "queue").is_dir()
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
@@ -151,6 +160,7 @@ def test_redis_url_switches_the_broker_to_redis(tmp_path, env, expected):
     assert options["visibility_timeout"] > hard_limit
 
 
+@pytest.mark.subprocess
 def test_check_deploy_is_clean_in_production(tmp_path):
     done = boot(
         tmp_path, argv=["manage.py", "check", "--deploy", "--fail-level", "WARNING"], **PRODUCTION

@@ -166,6 +166,7 @@ def run_all_families(job, no_broker):
         sweep_family_run(job_id=job.pk, family=family)
 
 
+@pytest.mark.slow
 def test_the_last_family_sends_the_finaliser_which_runs_once(small_corpus_db, no_broker):
     job = sweep_job()
     run_all_families(job, no_broker)
@@ -194,6 +195,7 @@ def test_the_finaliser_waits_for_every_family(small_corpus_db, no_broker):
     assert job.status == "running" and job.result["stage"] == "sweeping"
 
 
+@pytest.mark.slow
 def test_a_finaliser_that_died_is_taken_over_once_stale(small_corpus_db, no_broker, monkeypatch):
     job = sweep_job()
     run_all_families(job, no_broker)
@@ -226,6 +228,7 @@ def test_the_database_refuses_two_active_artifacts(db):
         ErrorModelArtifact.objects.create(version=9, model={}, is_active=True)
 
 
+@pytest.mark.slow
 def test_the_command_rebuilds_the_error_model_synchronously(small_corpus_db, capsys):
     call_command("rebuild_error_model", "--sync", "--family", "gzip-pcfg-0.12", "--family", "gzip-pcfg-0.23",
                  "--family", "t5-pile")

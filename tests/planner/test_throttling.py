@@ -92,6 +92,7 @@ def test_the_prediction_form_is_throttled_with_the_api(client, client_for, owner
     assert "at most 2/hour per user for predictions" in response.content.decode()
 
 
+@pytest.mark.subprocess
 def test_the_rates_come_from_the_environment_with_sensible_defaults(tmp_path):
     rates = setting_values(tmp_path, ["REST_FRAMEWORK"])["REST_FRAMEWORK"]["DEFAULT_THROTTLE_RATES"]
     assert rates == {"uploads": "60/hour", "plans": "300/hour", "predictions": "120/hour"}
@@ -100,6 +101,7 @@ def test_the_rates_come_from_the_environment_with_sensible_defaults(tmp_path):
     assert (rates["plans"], rates["predictions"]) == ("5/minute", "1000/day")
 
 
+@pytest.mark.subprocess
 def test_counts_live_in_a_cache_every_web_process_shares(tmp_path):
     caches = setting_values(tmp_path, ["CACHES"])["CACHES"]
     assert caches["throttle"]["BACKEND"] == "django.core.cache.backends.filebased.FileBasedCache"

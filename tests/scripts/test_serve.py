@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.subprocess
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 # Variables that would take the service out of its embedded default.
 CONFIG = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SCALEPLAN_ENV", "SECRET_KEY", "ALLOWED_HOSTS",
