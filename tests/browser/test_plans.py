@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 
 from planner.models import Job
 from tests.browser.support import JOB_TIMEOUT_MS, images_loaded, log_in, png_responses
-from tests.planner.test_plans import error_model  # noqa: F401 (fixture: a real model from three corpus families)
+from tests.planner.plans.test_plans import error_model  # noqa: F401 (fixture: a real model from three corpus families)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -18,8 +18,8 @@ from django.views.debug import SafeExceptionReporterFilter
 
 from planner.models import Job
 from tests.conftest import BASE_DIR
-from tests.planner.test_plans import REQUEST as PLAN_REQUEST
-from tests.planner.test_plans import error_model  # noqa: F401 (fixture)
+from tests.planner.plans.test_plans import REQUEST as PLAN_REQUEST
+from tests.planner.plans.test_plans import error_model  # noqa: F401 (fixture)
 from tests.planner.test_settings import boot
 
 pytestmark = pytest.mark.django_db

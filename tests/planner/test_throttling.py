@@ -8,8 +8,8 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from planner.models import Job
 from tests.planner.test_api_errors import assert_error
-from tests.planner.test_plans import REQUEST as PLAN_REQUEST
-from tests.planner.test_plans import error_model  # noqa: F401 (fixture)
+from tests.planner.plans.test_plans import REQUEST as PLAN_REQUEST
+from tests.planner.plans.test_plans import error_model  # noqa: F401 (fixture)
 from tests.planner.test_settings import setting_values
 
 pytestmark = pytest.mark.django_db

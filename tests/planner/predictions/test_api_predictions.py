@@ -6,7 +6,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from planner.models import Job
 from tests.conftest import wait_for_job
-from tests.planner.test_predictions import HEADER, csv_of, synthetic_runs
+from tests.planner.predictions.test_predictions import HEADER, csv_of, synthetic_runs
 
 pytestmark = pytest.mark.django_db
 

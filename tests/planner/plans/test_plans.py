@@ -21,7 +21,7 @@ def small_error_model() -> dict:
     from fits.data import primary_observations
     from fits.errormodel import fit_error_model
     from fits.sweep import run_sweep
-    from tests.planner.test_sweeps import SMALL_FAMILIES, corpus_slice
+    from tests.planner.errormodels.test_sweeps import SMALL_FAMILIES, corpus_slice
 
     rows, families = corpus_slice()
     frame = primary_observations(rows, families)

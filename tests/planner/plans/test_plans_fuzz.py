@@ -20,7 +20,7 @@ from planner.models import Job
 from planner.jobs.services import JobFailure
 from planner.plans.services import REQUEST_FIELDS, plan_run
 from tests.fits.test_plan_fuzz import requests
-from tests.planner.test_plans import error_model  # noqa: F401 (fixture)
+from tests.planner.plans.test_plans import error_model  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db]
 

@@ -3,7 +3,7 @@ import pytest
 
 from planner.models import Family
 from planner.laws.services import family_law
-from tests.planner.test_services_laws import own_cache, synthetic  # noqa: F401 (fixtures)
+from tests.planner.laws.test_services_laws import own_cache, synthetic  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
 

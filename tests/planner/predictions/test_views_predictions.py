@@ -3,8 +3,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from planner.models import Job
-from tests.planner.test_predictions import csv_of, run_job, synthetic_runs
-from tests.planner.test_views import parse
+from tests.planner.predictions.test_predictions import csv_of, run_job, synthetic_runs
+from tests.planner.corpus.test_views import parse
 
 pytestmark = pytest.mark.django_db
 

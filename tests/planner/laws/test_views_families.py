@@ -4,8 +4,8 @@ import io
 import pytest
 from matplotlib.image import imread
 
-from tests.planner.test_services_laws import own_cache, synthetic  # noqa: F401 (fixtures)
-from tests.planner.test_views import parse
+from tests.planner.laws.test_services_laws import own_cache, synthetic  # noqa: F401 (fixtures)
+from tests.planner.corpus.test_views import parse
 
 pytestmark = pytest.mark.django_db
 

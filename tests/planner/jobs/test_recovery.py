@@ -15,8 +15,8 @@ from planner.jobs.services import stale_before
 from planner.models import Job, SweepRow
 from planner.jobs.recovery import jobs_recover
 from tests.conftest import wait_for_job
-from tests.planner.test_plans import error_model  # noqa: F401 (fixture)
-from tests.planner.test_sweeps import NoBroker
+from tests.planner.plans.test_plans import error_model  # noqa: F401 (fixture)
+from tests.planner.errormodels.test_sweeps import NoBroker
 
 pytestmark = pytest.mark.django_db
 
@@ -121,8 +121,8 @@ def test_the_command_says_what_it_sent(sent, capsys):
 @pytest.mark.django_db(transaction=True)
 def test_jobs_whose_messages_redis_lost_are_finished_by_a_worker_once_recovery_sends_them_again(
         throwaway_redis, celery_workers, client_for, owner, staff, error_model, settings):
-    from tests.planner.test_jobs import post_one_of_each_kind
-    from tests.planner.test_sweeps import SMALL_FAMILIES, import_small_families
+    from tests.planner.jobs.test_jobs import post_one_of_each_kind
+    from tests.planner.errormodels.test_sweeps import SMALL_FAMILIES, import_small_families
 
     import_small_families()  # something to sweep
     responses = post_one_of_each_kind(client_for, owner, staff, sweep_families=list(SMALL_FAMILIES))

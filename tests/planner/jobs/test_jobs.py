@@ -19,7 +19,7 @@ from planner.jobs.services import (
     stale_before,
 )
 from planner.models import Job
-from tests.planner.test_plans import error_model  # noqa: F401 (fixture)
+from tests.planner.plans.test_plans import error_model  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -188,8 +188,8 @@ def post_one_of_each_kind(client_for, owner, staff, sweep_families=None):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from tests.conftest import SMALL_CORPUS
-    from tests.planner.test_api_predictions import body as prediction_body
-    from tests.planner.test_plans import REQUEST as PLAN_REQUEST
+    from tests.planner.predictions.test_api_predictions import body as prediction_body
+    from tests.planner.plans.test_plans import REQUEST as PLAN_REQUEST
 
     user, admin = client_for(owner), client_for(staff)
     return {
@@ -241,8 +241,8 @@ def test_with_redis_down_the_forms_answer_503_with_the_reason_on_the_page_and_cr
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from tests.conftest import SMALL_CORPUS
-    from tests.planner.test_views_plans import FORM as PLAN_FORM
-    from tests.planner.test_views_predictions import form as prediction_form
+    from tests.planner.plans.test_views_plans import FORM as PLAN_FORM
+    from tests.planner.predictions.test_views_predictions import form as prediction_form
 
     throwaway_redis.kill()
     client.force_login(owner)

@@ -3,8 +3,8 @@ import pytest
 
 from planner.models import Job
 from planner.jobs.tasks import run_job
-from tests.planner.test_plans import error_model  # noqa: F401 (fixture)
-from tests.planner.test_views import parse
+from tests.planner.plans.test_plans import error_model  # noqa: F401 (fixture)
+from tests.planner.corpus.test_views import parse
 
 pytestmark = pytest.mark.django_db
 

@@ -2,7 +2,7 @@
 import pytest
 
 from planner.models import Job
-from tests.planner.test_plans import REQUEST, error_model  # noqa: F401 (fixture)
+from tests.planner.plans.test_plans import REQUEST, error_model  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 
