@@ -1,4 +1,4 @@
-"""Job services (planner.jobs): guarded transitions, enqueue on commit, recovery."""
+"""Job services (planner.jobs.services, planner.jobs.dispatch): guarded transitions, enqueue on commit, recovery."""
 from datetime import timedelta
 
 import pytest
@@ -34,6 +34,20 @@ def test_create_saves_a_queued_row_and_enqueues_only_after_commit(owner, django_
     assert len(callbacks) == 1
     job.refresh_from_db()
     assert (job.status, job.input, job.created_by, job.attempts) == ("queued", {"families": ["tiny"]}, owner, 0)
+
+
+@pytest.mark.django_db(transaction=True)  # the task is sent on commit
+def test_with_eager_tasks_a_job_sent_by_name_runs_in_the_calling_process(corpus):
+    # CELERY_TASK_ALWAYS_EAGER (debugging): send_task would ignore it, so dispatch runs the registered task here.
+    from planner.celery import app
+
+    saved, app.conf.task_always_eager = app.conf.task_always_eager, True
+    try:
+        job = job_create(kind=Job.Kind.CORPUS_STATS, input={"families": ["tiny"]})
+    finally:
+        app.conf.task_always_eager = saved
+    job.refresh_from_db()
+    assert (job.status, job.result["families"]) == ("succeeded", ["tiny"])
 
 
 def test_it_rejects_an_unknown_kind_and_saves_nothing():
