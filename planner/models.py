@@ -1,4 +1,4 @@
-"""The app's models, for Django's discovery: each lives in its domain package (migrations stay in planner/migrations)."""
+"""The app's models, for Django's discovery; each lives in its domain package (migrations: planner/migrations)."""
 from .corpus.models import Arch, Family, Observation, Run, Split
 from .errormodels.models import ErrorModelArtifact, SweepRow
 from .jobs.models import Job

@@ -1,1 +1,1 @@
-"""The corpus: Family -> Run -> Observation, its import, export, statistics, curation (admin), API and the ColPret converter."""
+"""The corpus: Family -> Run -> Observation; import, export, statistics, curation, API, the ColPret converter."""

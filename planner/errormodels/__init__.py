@@ -1,1 +1,1 @@
-"""The error model: sweeps of backtested designs over the corpus (split into per-family tasks) and versioned artifacts."""
+"""The error model: sweeps of backtested designs (one task per family) and versioned artifacts."""

@@ -1,1 +1,1 @@
-"""Jobs: the Job row and its guarded transitions, task dispatch by name, the Celery tasks, recovery and the Job admin."""
+"""Jobs: the Job row and its guarded transitions, task dispatch by name, the Celery tasks, recovery, the admin."""

@@ -1,4 +1,4 @@
-"""planner.corpus.importing.import_canonical: atomic, idempotent, replace, skip-invalid, DB conflicts, primary metric."""
+"""import_canonical (planner.corpus.importing): atomic, idempotent, replace, skip-invalid, DB conflicts, primary metric."""
 import io
 from pathlib import Path
 
