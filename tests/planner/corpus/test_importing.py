@@ -1,4 +1,4 @@
-"""import_canonical (planner.corpus.importing): atomic, idempotent, replace, skip-invalid, DB conflicts, primary metric."""
+"""import_canonical (planner.corpus.importing): atomic, idempotent, replace, skip-invalid, conflicts, primary metric."""
 import io
 from pathlib import Path
 
