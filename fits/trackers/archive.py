@@ -11,6 +11,7 @@ from __future__ import annotations
 import stat
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from .core import ImportLimits, RunsImportError
@@ -131,7 +132,8 @@ def _extract_zip(archive: Path, dest: Path, budget: _Budget) -> None:
                     budget.copy(source, target, info.filename)
     except RunsImportError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError, ValueError,
+            zlib.error) as exc:
         raise RunsImportError(f"corrupt or unsupported zip archive: {exc}", path=archive, field="file") from None
 
 
@@ -161,5 +163,5 @@ def _extract_tar(archive: Path, dest: Path, budget: _Budget) -> None:
                 budget.copy(source, target, member.name)
     except RunsImportError:
         raise
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+    except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as exc:
         raise RunsImportError(f"corrupt or unsupported tar archive: {exc}", path=archive, field="file") from None
