@@ -141,11 +141,11 @@ def assemble(scalars: Scalars, *, source: str, input_label: str, metric: str, to
     data = scalars.frame
     values_read = len(data) + int(scalars.other["count"].sum())
     series_seen = sorted(set(data["metric"]) | set(scalars.other["metric"]))
-    if not (data["metric"] == metric).any():
+    if metric not in series_seen:  # (a run left out, e.g. deleted, has its series counted in `other`)
         shown = ", ".join(repr(s) for s in series_seen[:30]) or "none"
         raise RunsImportError(f"no run logs the metric {metric!r}; series found: {shown}", path=input_label,
                               field="metric")
-    if tokens_column is not None and not (data["metric"] == tokens_column).any():
+    if tokens_column is not None and tokens_column not in series_seen:
         shown = ", ".join(repr(s) for s in series_seen[:30])
         raise RunsImportError(f"no run logs the tokens series {tokens_column!r}; series found: {shown}",
                               path=input_label, field="tokens_column")

@@ -180,11 +180,10 @@ def flatten_config(config, prefix: str = "") -> dict:
         return out
     for key, value in config.items():
         name = f"{prefix}{key}"
+        if isinstance(value, dict) and "value" in value and set(value) <= {"value", "desc"}:
+            value = value["value"]  # W&B's config.yaml / json_config wrapping
         if isinstance(value, dict):
-            if "value" in value and set(value) <= {"value", "desc"}:  # W&B's config.yaml wrapping
-                out[name] = value["value"]
-            else:
-                out.update(flatten_config(value, name + "."))
+            out.update(flatten_config(value, name + "."))
         else:
             out[name] = value
     return out
