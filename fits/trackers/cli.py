@@ -4,21 +4,45 @@
     python -m fits runs export.csv --format wandb --metric train/loss --tokens-column train/tokens_seen ...
 
 The summary (runs imported, values skipped and why) goes to stderr; bad input is one message on
-stderr and exit status 2, as for every ``python -m fits`` command.
+stderr and exit status 2, as for every ``python -m fits`` command. (This module does not import
+fits.cli, which registers it: the command handles its own errors.)
 """
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 from .core import SOURCES, ImportLimits, RunsImportError
 from .read import read_runs
 
+EXIT_BAD_INPUT = 2
+
+
+def positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
 
 def add_runs_command(sub) -> None:
-    from ..cli import positive_int, positive_number
-
+    """Add ``runs`` to ``python -m fits``'s sub-commands (``sub``: its argparse sub-parsers)."""
     p = sub.add_parser("runs", help="import runs from TensorBoard, W&B or MLflow into a canonical runs CSV",
                        description="Read a TensorBoard log directory (one sub-directory per run), W&B exports or "
                                    "MLflow metric histories / an mlruns store (a directory, a .zip or .tar.gz of "
@@ -49,29 +73,32 @@ def add_runs_command(sub) -> None:
 
 
 def cmd_runs(args) -> int:
-    from ..cli import CliError, json_safe
-
-    inputs = args.inputs[0] if len(args.inputs) == 1 else list(args.inputs)
     try:
-        result = read_runs(inputs, metric=args.metric, source=args.source, tokens_per_step=args.tokens_per_step,
-                           tokens_column=args.tokens_column, params=args.params_file, params_key=args.params_key,
-                           runs=args.runs, experiment=args.experiment, step_column=args.step_column,
-                           limits=ImportLimits(max_rows=args.max_rows))
+        return _run(args)
     except RunsImportError as exc:
-        raise CliError(str(exc)) from None
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _run(args) -> int:
+    inputs = args.inputs[0] if len(args.inputs) == 1 else list(args.inputs)
+    result = read_runs(inputs, metric=args.metric, source=args.source, tokens_per_step=args.tokens_per_step,
+                       tokens_column=args.tokens_column, params=args.params_file, params_key=args.params_key,
+                       runs=args.runs, experiment=args.experiment, step_column=args.step_column,
+                       limits=ImportLimits(max_rows=args.max_rows))
     try:
         if args.csv is None:
             result.frame.to_csv(sys.stdout, index=False)
         else:
             result.frame.to_csv(args.csv, index=False)
         if args.report is not None:
-            args.report.write_text(json.dumps(json_safe(result.report.to_dict()), indent=1, allow_nan=False) + "\n")
+            args.report.write_text(json.dumps(result.report.to_dict(), indent=1, allow_nan=False) + "\n")
     except OSError as exc:
-        raise CliError(f"cannot write {exc.filename or args.csv}: {exc.strerror or exc}") from None
+        raise RunsImportError(f"cannot write: {exc.strerror or exc}", path=exc.filename or args.csv,
+                              field="output") from None
     if not args.quiet:
         for line in result.report.lines():
             print(line, file=sys.stderr)
         if args.csv is not None:
             print(f"wrote {len(result.frame)} rows to {args.csv}", file=sys.stderr)
     return 0
-

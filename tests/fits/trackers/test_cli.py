@@ -69,3 +69,14 @@ def test_bad_input_is_one_message_and_exit_2(tmp_path, opt_train):
         assert proc.stderr.startswith("error: ") and proc.stdout == ""
     proc = run_cli("runs", tmp_path / "logs", "--metric", LOSS, "--tokens-per-step", -1)
     assert proc.returncode == 2 and "positive" in proc.stderr
+
+def test_an_unwritable_output_is_exit_2(tmp_path, opt_train, capsys):
+    write_tensorboard(opt_train.head(5), tmp_path / "logs")
+    code = main(["runs", str(tmp_path / "logs"), "--metric", LOSS, "--tokens-per-step", "1", "--csv",
+                 str(tmp_path / "no" / "such" / "dir" / "out.csv"), "--params-file", str(tmp_path / "P.json")])
+    assert code == 2 and "params file not found" in capsys.readouterr().err
+    (tmp_path / "P.json").write_text('{"OPT-125m": 125000000}')
+    code = main(["runs", str(tmp_path / "logs"), "--metric", LOSS, "--tokens-per-step", "1", "--csv",
+                 str(tmp_path / "no" / "such" / "dir" / "out.csv"), "--params-file", str(tmp_path / "P.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "cannot write" in err
