@@ -48,8 +48,8 @@ def add_runs_command(sub) -> None:
                                    "MLflow metric histories / an mlruns store (a directory, a .zip or .tar.gz of "
                                    "one, or files) and write the canonical runs table: model = run name, tokens = "
                                    "step x K (or the tokens series), value = the metric.")
-    p.add_argument("inputs", type=Path, nargs="+", metavar="INPUT",
-                   help="a directory, a .zip / .tar(.gz) of one, or export files")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",  # text: an MLflow URI is no path
+                   help="a directory, a .zip / .tar(.gz) of one, export files, or an MLflow tracking URI")
     p.add_argument("--metric", required=True, metavar="TAG", help="the scalar tag / metric / column that is the loss")
     tokens = p.add_mutually_exclusive_group()
     tokens.add_argument("--tokens-per-step", type=positive_number, metavar="K",

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -205,3 +206,81 @@ def _metric_file(path: Path, label: str, budget: RowBudget) -> pd.DataFrame:
         raise RunsImportError(f"line {line} is not 'timestamp value step'", path=label, field="metrics")
     order = np.lexsort((np.arange(len(table)), stamps)).argsort().astype(np.float64)
     return pd.DataFrame({"step": steps, "value": values, "order": order})
+
+
+# ---------------------------------------------------------------------------
+# a tracking server (needs the mlflow package, imported only here)
+
+_URI = re.compile(r"^(?:https?|databricks(?:-uc)?|file|sqlite|postgresql|mysql|mssql)(?:\+\w+)?:", re.I)
+
+
+def is_tracking_uri(text) -> bool:
+    return isinstance(text, str) and bool(_URI.match(text)) and not Path(text).exists()
+
+
+def read_tracking_server(uri: str, *, tags: set[str], budget: RowBudget, experiment: str | None) -> Scalars:
+    """Runs of a tracking server (or any MLflow backend URI) through ``MlflowClient``: names, params and
+    the full history of the requested metrics; other metrics are counted by their latest value only."""
+    try:
+        from mlflow.entities import ViewType
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise RunsImportError("reading an MLflow tracking URI needs the mlflow package (pip install "
+                              "'scaleplan[mlflow]', or mlflow-skinny)", path=uri, field="source") from None
+    client = MlflowClient(tracking_uri=uri)
+    runs: dict[str, RunInfo] = {}
+    parts, others, notes = [], [], []
+    offset = 0
+    try:
+        if experiment is not None:
+            found = client.get_experiment_by_name(experiment)
+            if found is None and experiment.isdigit():
+                try:
+                    found = client.get_experiment(experiment)
+                except MlflowException:
+                    found = None
+            if found is None:
+                raise RunsImportError(f"no experiment named or numbered {experiment!r}", path=uri, field="experiment")
+            exp_ids = [found.experiment_id]
+        else:
+            exp_ids = [e.experiment_id for e in _all_pages(lambda token: client.search_experiments(page_token=token))]
+        listed = _all_pages(lambda token: client.search_runs(exp_ids, run_view_type=ViewType.ACTIVE_ONLY,
+                                                             max_results=1000, page_token=token))
+        for run in listed:
+            run_id = run.info.run_id
+            name = run.info.run_name or run.data.tags.get("mlflow.runName") or run_id
+            key = name if name not in runs else f"{name} ({run_id[:8]})"
+            if key != name:
+                notes.append(f"run {run_id}: another run is also named {name!r}; this one is imported as {key!r}")
+            runs[key] = RunInfo(name=key, source=f"run {run_id}", aliases=(run_id,), config=dict(run.data.params))
+            for metric in run.data.metrics:
+                if metric not in tags:
+                    others.append((key, metric, 1, OTHER_SERIES + " (its latest value only was read)",
+                                   f"run {run_id}"))
+                    continue
+                history = client.get_metric_history(run_id, metric)
+                budget.take(len(history), uri)
+                stamps = np.array([m.timestamp for m in history], dtype=np.float64)
+                order = np.lexsort((np.arange(len(history)), stamps)).argsort().astype(np.float64) + offset
+                offset += len(history)
+                parts.append(scalars_frame([key] * len(history), [metric] * len(history),
+                                           [m.step for m in history], [m.value for m in history], order,
+                                           [f"run {run_id}"] * len(history)))
+    except MlflowException as exc:
+        raise RunsImportError(f"the tracking server refused: {exc.message}", path=uri, field="source") from None
+    if not runs:
+        raise RunsImportError("no active runs" + (f" in experiment {experiment!r}" if experiment else ""),
+                              path=uri, field="experiment" if experiment else "source")
+    frame = pd.concat(parts, ignore_index=True) if parts else scalars_frame([], [], [], [], [], [])
+    return Scalars(runs=runs, frame=frame, other=other_frame(others), notes=notes)
+
+
+def _all_pages(fetch) -> list:
+    items, token = [], None
+    while True:
+        page = fetch(token)
+        items.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return items

@@ -12,7 +12,8 @@ from pathlib import Path
 from .archive import archive_kind, archive_stem, extract_archive
 from .assemble import RunsImport, assemble
 from .core import SOURCES, ImportLimits, RowBudget, RunsImportError, Scalars, parse_positive
-from .mlflow import HISTORY_SUFFIXES, find_run_dirs, looks_like_history, read_history, read_mlruns
+from .mlflow import (HISTORY_SUFFIXES, find_run_dirs, is_tracking_uri, looks_like_history, read_history, read_mlruns,
+                     read_tracking_server)
 from .params import read_params
 from .tensorboard import find_event_dirs, is_event_file, read_tensorboard
 from .wandb import SUFFIXES as WANDB_SUFFIXES
@@ -29,7 +30,8 @@ def read_runs(inputs, *, metric: str, source: str = "auto", tokens_per_step=None
 
     ``inputs``: a directory (TensorBoard runs, one sub-directory per run, nested allowed; an MLflow
     ``mlruns`` store, experiment or run; or a folder of exports), a .zip / .tar(.gz) of one, one file
-    (an event file, a W&B export, an MLflow metric history) or a list of files.
+    (an event file, a W&B export, an MLflow metric history), a list of files, or an MLflow tracking
+    URI (``http(s)://...``, ``databricks``, ``sqlite:///...``; needs the ``mlflow`` package).
     ``source``: "auto" (from the files), "tensorboard", "wandb" or "mlflow".
     ``metric``: the scalar tag / metric / column that is the loss.
     Tokens: ``tokens_per_step`` (a number, or a mapping run -> number; a params file may also give a
@@ -56,6 +58,12 @@ def read_runs(inputs, *, metric: str, source: str = "auto", tokens_per_step=None
     _check_tokens(tokens_per_step, tokens_column, table)
     select = None if runs is None else {str(r) for r in ([runs] if isinstance(runs, str) else runs)}
     tags = {metric} | ({tokens_column} if tokens_column else set())
+
+    if is_tracking_uri(inputs) and source in ("auto", "mlflow"):
+        scalars = read_tracking_server(inputs, tags=tags, budget=RowBudget(limits, inputs), experiment=experiment)
+        return assemble(scalars, source="mlflow", input_label=name or inputs, metric=metric,
+                        tokens_per_step=tokens_per_step, tokens_column=tokens_column, params=table,
+                        params_key=params_key, select=select)
 
     paths = [Path(p) for p in inputs] if isinstance(inputs, (list, tuple)) else [Path(inputs)]
     if not paths:

@@ -57,3 +57,31 @@ def test_history_export_with_run_ids(tmp_path):
     with pytest.raises(RunsImportError, match="no 'step' column") as caught:
         fits.read_runs(bad, metric=LOSS, tokens_per_step=10, params={"nostep": 10})
     assert caught.value.path.endswith("nostep.csv") and caught.value.field == "step"
+
+
+def test_a_tracking_uri_is_read_through_mlflow(tmp_path, opt_train, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from .conftest import assert_same_rows
+
+    # A local backend stands in for a server: the same client calls (search_runs, get_metric_history).
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    uri = (tmp_path / "store").as_uri()
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("scaling")
+    for model, part in opt_train.groupby("model"):
+        run = client.create_run(exp, run_name=model)
+        client.log_param(run.info.run_id, "num_params", int(part["params"].iloc[0]))
+        for i, row in enumerate(part.itertuples()):
+            client.log_metric(run.info.run_id, LOSS, row.value, step=int(row.step), timestamp=1_700_000_000_000 + i)
+        client.log_metric(run.info.run_id, "lr", 1e-4, step=1)
+        client.set_terminated(run.info.run_id)
+    per_step = dict(zip(opt_train["model"], opt_train["tokens"] / opt_train["step"]))
+    result = fits.read_runs(uri, metric=LOSS, tokens_per_step=per_step, experiment="scaling")
+    assert result.report.source == "mlflow"
+    assert_same_rows(result.frame, opt_train, rtol=1e-12)
+    assert result.report.runs["params_from"].str.endswith("num_params").all()
+    with pytest.raises(RunsImportError, match="no experiment named or numbered 'nope'") as caught:
+        fits.read_runs(uri, metric=LOSS, tokens_per_step=1, experiment="nope")
+    assert caught.value.field == "experiment"
