@@ -150,8 +150,8 @@ def assemble(scalars: Scalars, *, source: str, input_label: str, metric: str, to
         raise RunsImportError(f"no run logs the tokens series {tokens_column!r}; series found: {shown}",
                               path=input_label, field="tokens_column")
 
-    skipped = [scalars.other.rename(columns={})  # other series: counted per run and series
-               .assign(first_step=np.nan, last_step=np.nan, value=np.nan)[SKIPPED_COLUMNS]]
+    # Other series are counted per run and series.
+    skipped = [scalars.other.assign(first_step=np.nan, last_step=np.nan, value=np.nan)[SKIPPED_COLUMNS]]
     run_rows = []
     kept_parts = []
     matched_params: set[str] = set()
@@ -182,6 +182,9 @@ def assemble(scalars: Scalars, *, source: str, input_label: str, metric: str, to
             row["rows_skipped"] = len(loss)
             skipped.append(_grouped_skips(part, reason or status))
 
+        given = params.lookup([run, model, *info.aliases]) if params is not None else None
+        if given is not None:
+            matched_params.add(given[0])  # named in the params: not an unknown run, even if left out below
         if info.status:
             drop_run(info.status)
             continue
@@ -193,10 +196,8 @@ def assemble(scalars: Scalars, *, source: str, input_label: str, metric: str, to
             continue
 
         # Parameter count: the params table first, then the tracker's own config.
-        given = params.lookup([run, model, *info.aliases]) if params is not None else None
         entry = None
         if given is not None:
-            matched_params.add(given[0])
             entry = given[1]
             row["params"], row["params_from"] = entry.params, entry.params_from
         else:

@@ -183,7 +183,7 @@ def read_mlruns(root: Path, *, tags: set[str], budget: RowBudget, experiment: st
             frame["source"] = rel
             parts.append(frame)
     frame = pd.concat(parts, ignore_index=True) if parts else scalars_frame([], [], [], [], [], [])
-    return Scalars(runs=runs, frame=frame[list(frame.columns)], other=other_frame(others), notes=notes)
+    return Scalars(runs=runs, frame=frame, other=other_frame(others), notes=notes)
 
 
 def _metric_file(path: Path, label: str, budget: RowBudget) -> pd.DataFrame:

@@ -1,7 +1,6 @@
 """read_runs end to end: a real family written out as each tracker writes it imports back to the same
 canonical rows and predicts the same target loss as those rows do."""
 import numpy as np
-import pandas as pd
 import pytest
 
 import fits
@@ -123,6 +122,7 @@ def test_run_selection_reports_the_others(tmp_path, opt_runs, params_file):
     assert sorted(result.frame["model"].unique()) == sorted(keep)
     runs = result.report.runs.set_index("run")["status"]
     assert (runs.drop(keep) == "not selected").all()
+    assert result.report.unknown_params == []  # the params file names runs that are there, if not selected
 
 
 def test_runs_without_params_are_reported_and_the_rest_imported(tmp_path, opt_train, opt_runs):
