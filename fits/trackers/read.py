@@ -16,6 +16,8 @@ from .mlflow import (HISTORY_SUFFIXES, find_run_dirs, is_tracking_uri, looks_lik
                      read_tracking_server)
 from .params import read_params
 from .tensorboard import find_event_dirs, is_event_file, read_tensorboard
+from .wandb import SEPARATOR as WANDB_SEPARATOR
+from .wandb import STEP_COLUMNS as WANDB_STEP_COLUMNS
 from .wandb import SUFFIXES as WANDB_SUFFIXES
 from .wandb import read_wandb
 
@@ -142,13 +144,33 @@ def _detect_dir(root: Path) -> str | None:
     return None
 
 
+def _table_kind(columns, step_column) -> str | None:
+    """"mlflow" (a metric history), "wandb" (a panel or run history) or None (neither: e.g. a params file)."""
+    if looks_like_history(columns):
+        return "mlflow"
+    if (step_column in columns or any(c in WANDB_STEP_COLUMNS for c in columns)
+            or any(WANDB_SEPARATOR in str(c) for c in columns)):
+        return "wandb"
+    return None
+
+
 def _read_tables(files: list[Path], *, kind, tags, budget, step_column, label_root) -> tuple[str, Scalars]:
-    kinds = {}
+    """Read exports. Files found by scanning a directory (``label_root`` set) that are no export at all
+    (a params file kept beside them) are reported as not read; a file named on its own must be one."""
+    kinds, ignored = {}, []
     for f in files:
         if not f.name.lower().endswith(TABLE_SUFFIXES):
             raise RunsImportError("not a TensorBoard event file, W&B export or MLflow metric history (.csv, "
                                   ".csv.gz, .jsonl, .json)", path=f, field="file")
-        kinds[f] = "mlflow" if looks_like_history(_columns(f)) else "wandb"
+        found = _table_kind(_columns(f), step_column)
+        if found is None and label_root is not None:
+            ignored.append((f.relative_to(label_root).as_posix(), "not a W&B or MLflow export (no step, key or "
+                                                                  "'<run> - <metric>' column)"))
+            continue
+        kinds[f] = found or "wandb"  # a W&B reader's error says what is missing
+    if not kinds:
+        raise RunsImportError("no W&B or MLflow exports here (" + "; ".join(f"{p}: {r}" for p, r in ignored[:5])
+                              + ")", path=label_root, field="inputs")
     if kind in ("auto", None):
         found = set(kinds.values())
         if len(found) > 1:
@@ -156,11 +178,15 @@ def _read_tables(files: list[Path], *, kind, tags, budget, step_column, label_ro
             raise RunsImportError(f"the files are of different kinds ({listed}); import one kind at a time",
                                   field="source")
         kind = found.pop()
+    files = list(kinds)
     if kind == "mlflow":
-        return kind, read_history(files, tags=tags, budget=budget, label_root=label_root)
-    if kind == "wandb":
-        return kind, read_wandb(files, tags=tags, budget=budget, label_root=label_root, step_column=step_column)
-    raise RunsImportError("no TensorBoard event files here", path=files[0], field="source")
+        scalars = read_history(files, tags=tags, budget=budget, label_root=label_root)
+    elif kind == "wandb":
+        scalars = read_wandb(files, tags=tags, budget=budget, label_root=label_root, step_column=step_column)
+    else:
+        raise RunsImportError("no TensorBoard event files here", path=files[0], field="source")
+    scalars.ignored.extend(ignored)
+    return kind, scalars
 
 
 def _columns(path: Path) -> list[str]:

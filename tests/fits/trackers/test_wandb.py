@@ -66,3 +66,13 @@ def test_unreadable_export_names_the_file(tmp_path):
     with pytest.raises(RunsImportError, match="line 2 is not JSON") as caught:
         fits.read_runs(path, metric=LOSS, tokens_per_step=1, params={"broken": 10})
     assert caught.value.path.endswith("broken.jsonl")
+
+
+def test_a_params_file_beside_the_exports_is_not_read_as_one(tmp_path):
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "a.csv").write_text(f"_step,{LOSS}\n1,3.0\n2,2.5\n")
+    (tmp_path / "exports" / "params.csv").write_text("run,params\na,125M\n")
+    result = fits.read_runs(tmp_path / "exports", metric=LOSS, tokens_per_step=1,
+                            params=tmp_path / "exports" / "params.csv")
+    assert result.frame["params"].tolist() == [125_000_000, 125_000_000]
+    assert result.report.ignored_files[0][0] == "params.csv"
