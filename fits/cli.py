@@ -5,6 +5,7 @@
     python -m fits fit CORPUS --family NAME [--target-params N --target-tokens D] [--plot OUT]
     python -m fits calibrate --train TRAIN --test TEST [--jobs N] [--json OUT]
     python -m fits evaluate-plans --train TRAIN --test TEST [--jobs N] [--json OUT]
+    python -m fits runs DIR --metric TAG --tokens-per-step K --params-file P.csv [--csv OUT]  (fits/trackers/cli.py)
 
 Bad input (a missing file, an invalid corpus, an unknown family, a bad number)
 is one message on stderr and exit status 2, never a traceback.
@@ -384,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budgets", type=fraction, nargs="+", default=[0.01, 0.03, 0.1, 0.3],
                    help="budgets as shares of the target's compute")
     p.set_defaults(func=cmd_evaluate_plans)
+
+    from .trackers.cli import add_runs_command  # `runs`: TensorBoard / W&B / MLflow -> a canonical runs CSV
+
+    add_runs_command(sub)
     return parser
 
 
