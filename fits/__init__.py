@@ -7,15 +7,18 @@ The public surface, all importable as ``from fits import name`` (the service imp
   ``CorpusTooLarge``, ``Problem``.
 - fit frames (fits.data): ``FIT_COLUMNS``, ``as_fit_frame``, ``load_primary``, ``primary_observations``,
   ``run_key``; the one primary-metric rule ``choose_primary_metric`` / ``primary_metrics``, ``is_loss_metric``.
-- fitting a law (fits.api, fits.fitting, fits.policy): ``predict_loss``, ``predict_interval``, ``prepare_train``,
-  ``fit_train``, ``make_predictor``, ``fit_law``, ``FitResult``, ``FitInputError``, ``ExponentPrior``,
-  ``DEFAULT_PRIOR``, ``DEFAULT_POLICY``; intervals ``prediction_interval`` (fits.interval).
+- the method (fits.method, fits.api): ``fit`` (-> ``Fit``: ``predict``, ``interval``, ``to_dict``, ``choice``),
+  ``Method``, ``AutoMethod``, ``DEFAULT_METHOD``, ``CheckpointPolicy``; ``predict_loss``, ``predict_interval``,
+  ``prediction_interval``, ``prepare_train``, ``make_predictor``; ``fit_law``, ``FitResult``, ``FitInputError``,
+  ``ExponentPrior``, ``DEFAULT_PRIOR``, ``TrainSet``.
 - backtests (fits.backtest): ``backtest_family``, ``split_target``, ``eligible_families``, ``MIN_SIZES``.
 - sweeps, error model, plans (fits.sweep, fits.errormodel, fits.plan): ``sweep_family``, ``fit_error_model``,
   ``ErrorModel``, ``ARE_CAP``, ``PlanRequest``, ``PlanInputError``, ``recommend``.
+- runs from trackers (fits.trackers): ``read_runs``, ``RunsImport``, ``RunsImportError``, ``ImportLimits``,
+  ``ImportReport``.
 - output: ``fit_figure`` (fits.plots, a matplotlib Figure without pyplot), ``json_safe`` (fits.jsonsafe).
 """
-from .api import fit_train, make_predictor, predict_interval, predict_loss, prepare_train
+from .api import fit, make_predictor, predict_interval, predict_loss, prediction_interval, prepare_train
 from .backtest import MIN_SIZES, backtest_family, eligible_families, split_target
 from .canonical import (
     CANONICAL_COLUMNS,
@@ -39,39 +42,53 @@ from .data import (
     run_key,
 )
 from .errormodel import ARE_CAP, ErrorModel, fit_error_model
-from .fitting import DEFAULT_PRIOR, ExponentPrior, FitInputError, FitResult, fit_law
-from .interval import prediction_interval
+from .fitting import fit_law
 from .jsonsafe import json_safe
+from .method import DEFAULT_METHOD, AutoMethod, Fit, Method
 from .plan import PlanInputError, PlanRequest, recommend
 from .plots import fit_figure
-from .policy import DEFAULT_POLICY
+from .policy import DEFAULT_POLICY, CheckpointPolicy
+from .posterior import DEFAULT_PRIOR, ExponentPrior
+from .result import FitResult
 from .sweep import sweep_family
+from .trackers import ImportLimits, ImportReport, RunsImport, RunsImportError, read_runs
+from .trainset import FitInputError, TrainSet
 
 __all__ = [
     "ARE_CAP",
+    "AutoMethod",
     "CANONICAL_COLUMNS",
+    "CheckpointPolicy",
     "CorpusTooLarge",
     "CorpusValidationError",
+    "DEFAULT_METHOD",
     "DEFAULT_POLICY",
     "DEFAULT_PRIOR",
     "ErrorModel",
     "ExponentPrior",
     "FAMILIES_COLUMNS",
     "FIT_COLUMNS",
+    "Fit",
     "FitInputError",
     "FitResult",
+    "ImportLimits",
+    "ImportReport",
     "MIN_SIZES",
+    "Method",
     "PlanInputError",
     "PlanRequest",
     "Problem",
+    "RunsImport",
+    "RunsImportError",
+    "TrainSet",
     "as_fit_frame",
     "backtest_family",
     "choose_primary_metric",
     "eligible_families",
+    "fit",
     "fit_error_model",
     "fit_figure",
     "fit_law",
-    "fit_train",
     "frame_to_raw",
     "is_loss_metric",
     "json_safe",
@@ -85,6 +102,7 @@ __all__ = [
     "primary_observations",
     "read_canonical",
     "read_families",
+    "read_runs",
     "recommend",
     "run_key",
     "split_target",

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from .data import run_key
+from .targets import TARGET_FRACTION
 
-TARGET_FRACTION = 0.7
 MIN_SIZES = 3
 
 Predictor = Callable[[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -66,6 +66,7 @@ class BacktestRow:
     are_most_compute: float
     seconds: float
     error: str = ""
+    source: str = ""
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -105,6 +106,7 @@ def backtest_family(frame: pd.DataFrame, predictor: Predictor,
         are_most_compute=are(y, most_compute_baseline(train, len(y))),
         seconds=seconds,
         error=error,
+        source=str(frame["source"].iloc[0]) if "source" in frame.columns else "",
     )
 
 
@@ -133,4 +135,11 @@ def summarise(table: pd.DataFrame) -> dict:
         }
     worse = table[(table["n_sizes"] >= 4) & (table["are"] > table["are_best_loss"])]
     out["worse_than_best_loss_4plus_sizes"] = sorted(worse["family"])
+    if "source" in table.columns and table["source"].astype(bool).any():
+        law = table["are"].replace([np.inf], np.nan)
+        by = law.groupby(table["source"])
+        out["by_source"] = {str(src): {"families": int(by.size()[src]), "median": float(by.median()[src]),
+                                       "max": float(by.max()[src])} for src in by.size().index}
+        # Each source (paper) weighs the same: the figure a family from an unseen paper should expect.
+        out["median_of_source_medians"] = float(by.median().median())
     return out

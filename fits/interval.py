@@ -33,12 +33,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
-from .data import run_key
 from .fitting import fit_law
-from .policy import DEFAULT_POLICY
+from .targets import resolve_target_run_tokens, targets
 
 # Coverage -> quantile of the normalised log error of the default method, from
 # the backtest of the reference corpus (34 families; bench/interval_calibration.py).
@@ -91,79 +89,70 @@ def method_error(coverage: float, scale_up) -> np.ndarray:
     return np.interp(coverage, cov, q) * scale_up_shape(scale_up)
 
 
-def run_offsets(selected: pd.DataFrame, resid: np.ndarray):
+def run_offsets(runs: np.ndarray, weight: np.ndarray, resid: np.ndarray):
     """Each run's weighted mean log residual, the within-run remainder, and the run-to-run sd.
 
     The sd is corrected for what the fit absorbed: with R runs, the size part
     of the law (E, A, alpha) soaks up about 3 of the R run offsets, so their
     sum of squares has about R - 3 degrees of freedom (at least 1).
     """
-    runs, inverse = np.unique(run_key(selected).to_numpy(), return_inverse=True)
-    w = selected["weight"].to_numpy(dtype=float)
-    sums = np.bincount(inverse, weights=w * resid, minlength=runs.size)
-    totals = np.bincount(inverse, weights=w, minlength=runs.size)
+    labels, inverse = np.unique(runs, return_inverse=True)
+    sums = np.bincount(inverse, weights=weight * resid, minlength=labels.size)
+    totals = np.bincount(inverse, weights=weight, minlength=labels.size)
     offsets = sums / np.where(totals > 0, totals, 1.0)
     within = resid - offsets[inverse]
-    dof = max(runs.size - 3, 1)
-    sd = float(np.sqrt(np.sum(offsets**2) / dof)) if runs.size > 1 else 0.0
-    return inverse, runs.size, within, sd, dof
+    dof = max(labels.size - 3, 1)
+    sd = float(np.sqrt(np.sum(offsets**2) / dof)) if labels.size > 1 else 0.0
+    return inverse, labels.size, within, sd, dof
 
 
-def bootstrap_predictions(selected: pd.DataFrame, result, target_params, target_tokens, *, target_epochs=None,
-                          target_run_tokens=None, n_boot: int = 100, seed: int = 0,
-                          delta: float = 3e-3) -> tuple[np.ndarray, float, int]:
+def bootstrap_predictions(fit, target_params, target_tokens, *, target_epochs=None, target_run_tokens=None,
+                          n_boot: int = 100, seed: int = 0) -> tuple[np.ndarray, float, int]:
     """(n_boot, n_targets) refit predictions, the run-to-run sd of log loss and its degrees of freedom.
 
     Each replicate rebuilds every run from the fitted curve: a fresh run offset
     drawn with the estimated run-to-run sd (a seed's worth of difference), plus
     the run's own within-run residual curve with one random sign (wild
-    bootstrap: the curve's shape and correlation are kept).
+    bootstrap: the curve's shape and correlation are kept). The law is refitted
+    the way the fit was made (form, prior, overfitting shape, weights).
     """
     rng = np.random.default_rng(seed)
-    run_tokens = selected["run_tokens"] if "run_tokens" in selected.columns else None
-    fitted = result.predict(selected["params"], selected["tokens"], selected["epochs"], run_tokens)
-    resid = np.log(selected["value"].to_numpy()) - np.log(fitted)
-    inverse, n_runs, within, run_sd, dof = run_offsets(selected, resid)
+    used, result = fit.used, fit.result
+    fitted = result.predict(used.params, used.tokens, used.epochs, used.run_tokens)
+    resid = np.log(used.value) - np.log(fitted)
+    inverse, n_runs, within, run_sd, dof = run_offsets(used.run, fit.weight, resid)
     out = np.empty((n_boot, np.size(target_params)))
-    runs = run_key(selected)
     for b in range(n_boot):
         signs = rng.choice((-1.0, 1.0), size=n_runs)
         shift = rng.normal(0.0, run_sd, size=n_runs) if run_sd > 0 else np.zeros(n_runs)
         y = fitted * np.exp(shift[inverse] + signs[inverse] * within)
-        # The same method as the fit itself (form, prior, overfitting shape), on rebuilt data.
-        boot = fit_law(selected["params"], selected["tokens"], y, form=result.form, epochs=selected["epochs"],
-                       run_tokens=run_tokens, runs=runs, weights=selected["weight"], delta=delta,
-                       prior=result.prior, overfit_shape=result.overfit_shape)
+        boot = fit_law(used.params, used.tokens, y, form=result.form, epochs=used.epochs,
+                       run_tokens=used.run_tokens, runs=used.run, weights=fit.weight, delta=fit.method.delta,
+                       loss=fit.method.loss, prior=result.prior, overfit_shape=result.overfit_shape, stderr=False)
         out[b] = boot.predict(target_params, target_tokens, target_epochs, target_run_tokens)
     return out, run_sd, dof
 
 
-def prediction_interval(train, target_params, target_tokens, *, coverage: float = 0.8, target_epochs=None,
-                        target_run_tokens=None, n_boot: int = 100, seed: int = 0, policy=DEFAULT_POLICY,
-                        include_method_error: bool = True) -> Interval:
-    """A ``coverage`` interval for the targets' loss (see the module docstring).
+def fit_interval(fit, target_params, target_tokens, *, coverage: float = 0.8, epochs=None, run_tokens=None,
+                 n_boot: int = 100, seed: int = 0, include_method_error: bool = True) -> Interval:
+    """A ``coverage`` interval for the targets' loss from a fit (see the module docstring).
 
     The target is itself one more run, so its own run-to-run offset is part of
     the interval. ``include_method_error=False`` leaves the statistical part
     only: the right interval when the law is known to be the true model
     (synthetic checks).
     """
-    from .api import DEFAULT_DELTA, finish_prediction, fit_train, prepare_train, resolve_target_run_tokens
-
     if not 0 < coverage < 1:
         raise ValueError(f"coverage must be between 0 and 1, not {coverage}")
-    result, selected = fit_train(train, policy=policy)
-    n = np.atleast_1d(np.asarray(target_params, dtype=float))
-    d = np.atleast_1d(np.asarray(target_tokens, dtype=float))
-    n, d = np.broadcast_arrays(n, d)
-    run = resolve_target_run_tokens(n, d, target_run_tokens)
-    center = finish_prediction(result, prepare_train(train), n, d, result.predict(n, d, target_epochs, run))
-    boots, run_sd, dof = bootstrap_predictions(selected, result, n, d, target_epochs=target_epochs,
-                                               target_run_tokens=run, n_boot=n_boot, seed=seed, delta=DEFAULT_DELTA)
+    n, d = targets(np.atleast_1d(target_params), np.atleast_1d(target_tokens))
+    run = resolve_target_run_tokens(n, d, run_tokens)
+    center = fit.result.predict(n, d, epochs, run)
+    boots, run_sd, dof = bootstrap_predictions(fit, n, d, target_epochs=epochs, target_run_tokens=run,
+                                               n_boot=n_boot, seed=seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         log_boot = np.log(np.where(boots > 0, boots, np.nan))
     boot_sd = np.nan_to_num(np.nanstd(log_boot, axis=0), nan=0.0)
-    scale_up = n / selected["params"].max()
+    scale_up = n / fit.used.params.max()
     # Student's t, not the normal: the run-to-run spread is estimated from a
     # handful of runs (R - 3 degrees of freedom), and an interval that ignores
     # that is too narrow exactly when the user has few models.

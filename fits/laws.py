@@ -158,21 +158,44 @@ def overfit_feature(params, tokens, epochs, shape: tuple[float, float], nu0: flo
     return (reps - 1.0) ** a * ((np.asarray(params, dtype=float) / unique) / nu0) ** b
 
 
-def features(form: LawForm, n, d, alpha: float, beta: float, n0: float, d0: float, extra=None) -> np.ndarray:
-    """The design matrix [1, (N/N0)^-alpha, (D/D0)^-beta, extra...] (columns present in ``form``)."""
-    n = np.asarray(n, dtype=float)
-    d = np.asarray(d, dtype=float)
-    cols = [np.ones_like(d)]
+def extra_columns(form: LawForm, params, tokens, epochs, run_tokens, overfit_shape, overfit_nu0) -> np.ndarray | None:
+    """The optional terms' columns (schedule, overfitting) for raw params/tokens, or None if the form has none."""
+    cols = []
+    if form.schedule:
+        run = np.full(np.size(tokens), np.nan) if run_tokens is None else run_tokens
+        cols.append(schedule_remaining(tokens, np.broadcast_to(np.asarray(run, dtype=float), np.shape(tokens))))
+    if form.overfit:
+        if overfit_shape is None:
+            raise ValueError("an overfitting law needs its shape (a, b)")
+        cols.append(overfit_feature(params, tokens, epochs, overfit_shape, overfit_nu0))
+    return np.column_stack(cols) if cols else None
+
+
+def law_columns(form: LawForm, ln, ld, alpha, beta, extra=None) -> np.ndarray:
+    """The law's design matrix: columns [1, exp(-alpha ln), exp(-beta ld), extra...] present in ``form``.
+
+    ``ln = log(N / N0)`` and ``ld = log(D' / D0)`` (normalised logs, 1-d, one entry per row). ``alpha`` and
+    ``beta`` are scalars - the matrix is (rows, k) - or arrays of K exponent pairs - it is (K, rows, k).
+    This is the one place the law is evaluated: fitting, prediction and the Jacobian all use it.
+    """
+    ln = np.asarray(ln, dtype=float)
+    ld = np.asarray(ld, dtype=float)
+    alpha = np.asarray(alpha, dtype=float)
+    beta = np.asarray(beta, dtype=float)
+    batch = np.broadcast_shapes(alpha.shape, beta.shape)
+    shape = batch + ln.shape
+    cols = [np.ones(shape)]
     if form.size_term:
-        cols.append(np.exp(-alpha * np.log(n / n0)))
+        cols.append(np.exp(-alpha[..., None] * ln))
     if form.data_term:
-        cols.append(np.exp(-beta * np.log(d / d0)))
+        cols.append(np.exp(-beta[..., None] * ld))
     if extra is not None and np.size(extra):
-        extra = np.asarray(extra, dtype=float).reshape(d.size, -1)
-        cols.extend(extra.T)
-    return np.column_stack(cols)
+        extra = np.asarray(extra, dtype=float).reshape(ln.size, -1)
+        cols.extend(np.broadcast_to(col, shape) for col in extra.T)
+    return np.stack([np.broadcast_to(c, shape) for c in cols], axis=-1)
 
 
-def evaluate(form: LawForm, coef, n, d, alpha: float, beta: float, n0: float, d0: float, extra=None) -> np.ndarray:
-    """Predicted loss for arrays N, D (D already effective where the form asks for it)."""
-    return features(form, n, d, alpha, beta, n0, d0, extra) @ np.asarray(coef, dtype=float)
+def evaluate(form: LawForm, coef, ln, ld, alpha, beta, extra=None) -> np.ndarray:
+    """Predicted loss: ``law_columns(...) @ coef`` (K exponent pairs with (K, k) coefficients give (K, rows))."""
+    cols = law_columns(form, ln, ld, alpha, beta, extra)
+    return np.einsum("...nk,...k->...n", cols, np.asarray(coef, dtype=float))

@@ -163,14 +163,15 @@ def candidate_designs(r: dict, max_models: int, max_epochs: float, budget: float
         frames.append(pd.DataFrame({
             "sizes": list(sizes), "tokens": list(tokens), "flops": list(flops),
             "n_models": k, "scale_up": r["n_t"] / sizes[:, -1], "train_compute_share": flops.sum(axis=1) / r["c_t"],
-            "tokens_per_model": np.median(tokens, axis=1), "fraction": 1.0, "policy": "default",
+            "tokens_per_model": np.median(tokens, axis=1), "fraction": 1.0, "policy": "auto",
             "max_epochs": max_epochs, "has_curves": 1.0, "tokens_per_param": ratio,
         }))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _score(model: ErrorModel, designs: pd.DataFrame) -> pd.DataFrame:
-    pred = model.predict(designs)
+    """Designs with the plan-level p10/p50/p90: a plan is made before any of its runs exist."""
+    pred = model.predict(designs, level="plan")
     return designs.assign(p10=pred["p10"].to_numpy(), p50=pred["p50"].to_numpy(), p90=pred["p90"].to_numpy())
 
 
@@ -202,7 +203,7 @@ def _naive_candidates(r: dict, max_epochs: float) -> dict:
         out[name] = pd.DataFrame([{
             "sizes": sizes, "tokens": tokens, "flops": 6 * sizes * tokens, "n_models": k,
             "scale_up": r["n_t"] / hi, "train_compute_share": r["budget"] / r["c_t"],
-            "tokens_per_model": float(np.median(tokens)), "fraction": 1.0, "policy": "default",
+            "tokens_per_model": float(np.median(tokens)), "fraction": 1.0, "policy": "auto",
             "max_epochs": max_epochs, "has_curves": 1.0, "tokens_per_param": ratio,
         }])
     return out
@@ -353,7 +354,7 @@ def _naive_as_candidates(naive: dict, traits: dict, model: ErrorModel) -> pd.Dat
     rows = []
     for name, row in naive.items():
         rows.append({**row, "name": name, "n_models": len(row["sizes"]), "fraction": row.get("fraction", 1.0),
-                     "policy": "default", **traits})
+                     "policy": "auto", **traits})
     return _score(model, pd.DataFrame(rows))
 
 
@@ -382,10 +383,8 @@ def evaluate_plans(model: ErrorModel, frame: pd.DataFrame, budgets=(0.01, 0.03, 
             pool = pd.concat([sweep, _naive_as_candidates(naive, traits, em)], ignore_index=True)
             # A design whose fit fails on its own training data cannot be recommended
             # (known before the target is seen).
-            # The checkpoint policy is the library's method, not the user's choice:
-            # plans are made, and scored, with the default one.
             feasible = pool[(pool["train_compute_share"] <= budget) & (pool["train_compute_share"] > 0)
-                            & (pool["error"].fillna("") == "") & (pool["policy"] == "default")]
+                            & (pool["error"].fillna("") == "")]
             if feasible.empty:
                 continue
             best = _best(feasible)
@@ -400,7 +399,9 @@ def evaluate_plans(model: ErrorModel, frame: pd.DataFrame, budgets=(0.01, 0.03, 
                                "fraction": float(best["fraction"]), "policy": str(best["policy"]),
                                "sizes": list(best["sizes"]),
                                "train_compute_share": float(best["train_compute_share"])},
+                    "predicted_p10": float(best["p10"]),
                     "predicted_p50": float(best["p50"]),
+                    "predicted_p90": float(best["p90"]),
                     "realized_are": _json_float(best["are"]),
                 },
                 "alternatives": alternatives,

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from .data import run_key
+from .trainset import TrainSet
 
 
 @dataclass(frozen=True)
@@ -39,41 +39,57 @@ class CheckpointPolicy:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def select(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The rows to fit, with a ``weight`` column. ``frame`` is one family's fit frame."""
-        if frame.empty:
-            return frame.assign(weight=pd.Series(dtype=float))
-        keys = run_key(frame)
-        run_max = frame.groupby(keys)["tokens"].transform("max")
+    def select(self, data):
+        """The rows to fit and their weights.
+
+        ``data`` a :class:`fits.trainset.TrainSet` - returns ``(rows, weights)`` - or a training
+        DataFrame - returns the kept rows with a ``weight`` column (for plots and reports).
+        """
+        if isinstance(data, pd.DataFrame):
+            ts = TrainSet.from_frame(data)
+            idx, weight = self.select_index(ts)
+            return ts.take(idx).frame().assign(weight=weight)
+        idx, weight = self.select_index(data)
+        return data.take(idx), weight
+
+    def select_index(self, ts: TrainSet) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of the kept rows (sorted) and their weights."""
+        if len(ts) == 0:
+            return np.zeros(0, dtype=int), np.zeros(0)
+        run_max = ts.run_max_tokens()
         cut = np.minimum(self.min_tokens, self.max_run_fraction * run_max)
         cut = np.maximum(cut, self.min_run_fraction * run_max)
-        kept = frame[frame["tokens"] >= cut * (1 - 1e-12)].copy()
-        kept_keys = keys[kept.index]
+        kept = np.flatnonzero(ts.tokens >= cut * (1 - 1e-12))
         if self.max_per_run:
-            kept = _thin(kept, kept_keys, self.max_per_run)
-            kept_keys = keys[kept.index]
-        counts = kept_keys.map(kept_keys.value_counts())
-        weight = 1.0 / counts.to_numpy() if self.equal_run_weight else np.ones(len(kept))
-        if self.size_weight_power:
-            weight = weight * (kept["params"].to_numpy() / kept["params"].max()) ** self.size_weight_power
-        kept["weight"] = weight
-        return kept
+            kept = _thin(ts.tokens, ts.run, kept, self.max_per_run)
+        runs = ts.run[kept]
+        _, inverse, counts = np.unique(runs, return_inverse=True, return_counts=True)
+        weight = 1.0 / counts[inverse] if self.equal_run_weight else np.ones(kept.size)
+        if self.size_weight_power and kept.size:
+            params = ts.params[kept]
+            weight = weight * (params / params.max()) ** self.size_weight_power
+        return kept, weight
 
 
-def _thin(frame: pd.DataFrame, keys: pd.Series, limit: int) -> pd.DataFrame:
-    """Keep at most ``limit`` checkpoints per run, evenly spaced in log-tokens, always the last."""
-    keep = []
-    for _, idx in frame.groupby(keys, sort=False).indices.items():
+def _thin(tokens: np.ndarray, run: np.ndarray, kept: np.ndarray, limit: int) -> np.ndarray:
+    """Of ``kept``, at most ``limit`` checkpoints per run, evenly spaced in log-tokens, always the last."""
+    order = kept[np.lexsort((tokens[kept], run[kept]))]
+    runs = run[order]
+    bounds = np.flatnonzero(np.diff(runs)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [runs.size]])
+    if np.all(ends - starts <= limit):
+        return np.sort(kept)
+    out = []
+    for a, b in zip(starts, ends):
+        idx = order[a:b]
         if idx.size <= limit:
-            keep.append(idx)
+            out.append(idx)
             continue
-        lt = np.log(frame["tokens"].to_numpy()[idx])
-        order = np.argsort(lt)
-        targets = np.linspace(lt[order[0]], lt[order[-1]], limit)
-        pos = np.searchsorted(lt[order], targets)
-        pos = np.clip(pos, 0, idx.size - 1)
-        keep.append(idx[order[np.unique(pos)]])
-    return frame.iloc[np.sort(np.concatenate(keep))]
+        lt = np.log(tokens[idx])
+        pos = np.clip(np.searchsorted(lt, np.linspace(lt[0], lt[-1], limit)), 0, idx.size - 1)
+        out.append(idx[np.unique(pos)])
+    return np.sort(np.concatenate(out))
 
 
 DEFAULT_POLICY = CheckpointPolicy()

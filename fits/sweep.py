@@ -8,7 +8,9 @@ planning small runs makes (the paper's Figures 1, 4 and 5):
   largest size - the scale-up factor is target size / that size;
 * ``fraction``: how much of each run's training is seen (checkpoints up to
   that share of the run's final tokens);
-* ``policy``: which checkpoints the fit uses (:mod:`fits.policy`).
+* the method: always the library's own (:data:`fits.method.DEFAULT_METHOD`, which
+  chooses its checkpoint policy from the data), so a row says what a team using
+  scaleplan would have got.
 
 Each row: family, design, points used, fitted parameters, ARE on the target,
 seconds, and the design's compute relative to the target's.
@@ -24,15 +26,17 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .api import fit_train, finish_prediction, prepare_train, target_run_tokens
+from .api import prepare_train
 from .backtest import are, eligible_families, split_target
 from .data import run_key
-from .fitting import FitInputError
+from .method import DEFAULT_METHOD
 from .policy import POLICIES
+from .trainset import FitInputError
 
-SWEEP_VERSION = 1
+SWEEP_VERSION = 2
 FRACTIONS = (0.1, 0.25, 0.5, 1.0)
-SWEEP_POLICIES = ("default", "final-only", "cut10b")
+# The method is the library's (it chooses its own checkpoint policy from the data): not a design choice.
+SWEEP_POLICIES = ("auto",)
 MAX_MODELS = 6
 MAX_LARGEST = 8
 
@@ -61,7 +65,7 @@ def designs_for(n_train_sizes: int, has_curves: bool = True) -> list[Design]:
     else:
         largest_choices = range(n_train_sizes)
     fractions = FRACTIONS if has_curves else (1.0,)
-    policies = SWEEP_POLICIES if has_curves else ("default",)
+    policies = SWEEP_POLICIES
     out = []
     for largest in largest_choices:
         for k in range(1, min(largest + 1, MAX_MODELS) + 1):
@@ -100,7 +104,7 @@ def run_compute(rows: pd.DataFrame) -> float:
 
 
 def evaluate_design(train: pd.DataFrame, target: pd.DataFrame, used_sizes, fraction: float,
-                    policy: str = "default") -> dict:
+                    policy: str = "auto") -> dict:
     """Train on ``used_sizes`` seen up to ``fraction`` of each run, predict the target, score it.
 
     The prediction is the product's (policy, law choice, fit, cap by smaller
@@ -122,15 +126,19 @@ def evaluate_design(train: pd.DataFrame, target: pd.DataFrame, used_sizes, fract
     try:
         if rows.empty:
             raise FitInputError("no checkpoints within the fraction of training seen")
-        result, selected = fit_train(rows, policy=POLICIES[policy])
-        predicted = result.predict(tn, td, target["epochs"], target_run_tokens(tn, td))
-        pred = finish_prediction(result, rows, tn, td, predicted)
-        row.update(law=result.form.name, n_points=int(len(selected)), params=result.params, success=result.success,
-                   rmse_log=result.stats["rmse_log"])
+        method = DEFAULT_METHOD if policy == "auto" else DEFAULT_METHOD.candidates[0].with_params(
+            policy=POLICIES[policy])
+        fit = method.fit(rows, stderr=False)
+        pred = fit.predict(tn, td, target["epochs"])
+        result = fit.result
+        chosen = fit.choice.get("method", fit.method.name)
+        rollout = fit.choice.get("rollout_mean", {}).get(chosen, float("nan"))
+        row.update(law=result.form.name, n_points=int(len(fit.used)), params=result.params, success=result.success,
+                   rmse_log=result.stats["rmse_log"], method=chosen, rollout_are=rollout)
         row.update(are=are(target["value"], pred), error="")
     except FitInputError as exc:
         row.update(law="", n_points=int(len(rows)), params={}, success=False, rmse_log=float("nan"),
-                   are=float("inf"), error=str(exc))
+                   method="", rollout_are=float("nan"), are=float("inf"), error=str(exc))
     row["seconds"] = time.perf_counter() - started
     return row
 
@@ -163,7 +171,11 @@ def family_traits(frame: pd.DataFrame) -> dict:
 
 def run_sweep(frame: pd.DataFrame, *, families=None, jobs: int = 1,
               progress: Callable[[int, int, str], None] | None = None) -> pd.DataFrame:
-    """The sweep over every eligible family; ``jobs`` worker processes; ``progress(done, total, family)``."""
+    """The sweep over every eligible family; ``jobs`` worker processes; ``progress(done, total, family)``.
+
+    A ``source`` column in ``frame`` (the family's paper) is carried onto its rows: the error model is
+    validated leaving whole sources out.
+    """
     names = list(families) if families is not None else eligible_families(frame)
     parts = {name: frame[frame["family"] == name] for name in names}
     # Largest families first, so the slowest do not start last.
@@ -189,6 +201,9 @@ def run_sweep(frame: pd.DataFrame, *, families=None, jobs: int = 1,
         return table
     design = pd.json_normalize(table["design"].tolist())
     table = pd.concat([table.drop(columns=["design"]), design], axis=1)
+    if "source" in frame.columns:
+        sources = frame.groupby("family")["source"].first()
+        table["source"] = table["family"].map(sources).fillna("")
     first = ["family", "n_models", "largest_index", "fraction", "policy", "scale_up", "train_compute_share",
              "tokens_per_model", "max_epochs", "has_curves", "law", "n_points", "are", "seconds"]
     return table[first + [c for c in table.columns if c not in first]].sort_values(

@@ -22,8 +22,8 @@ from django.utils import timezone
 from fits import (
     MIN_SIZES,
     backtest_family,
+    fit,
     fit_figure,
-    fit_train,
     json_safe,
     make_predictor,
     prediction_interval,
@@ -70,10 +70,12 @@ def _unavailable(reason: str) -> dict:
 
 def _law(frame: pd.DataFrame) -> tuple[dict, object | None, pd.DataFrame | None]:
     try:
-        result, used = fit_train(frame)
+        fitted = fit(frame)
     except _FIT_ERRORS as exc:
         return _unavailable(f"The law could not be fitted: {exc}"), None, None
-    law = {"available": True, **result.to_dict(), "n_rows_fitted": int(len(used))}
+    result, used = fitted.result, fitted.used_frame()
+    law = {"available": True, **result.to_dict(), "n_rows_fitted": int(len(used)), "method": fitted.method.name,
+           "choice": json_safe(fitted.choice)}
     if not result.success:
         law["reason"] = f"The fit did not converge: {result.message}"
     return law, result, used
@@ -173,8 +175,8 @@ def family_plot_png(family: Family) -> bytes:
     frame = family_fit_frame(family)
     if frame.empty:
         raise ValueError("The family has no observations of its primary metric.")
-    result, used = fit_train(frame)
-    figure = fit_figure(frame, result, used=used, title=f"{family.name}: {family.primary_metric} and the fitted law")
+    fitted = fit(frame)
+    figure = fit_figure(frame, fitted.result, used=fitted.used_frame(), title=f"{family.name}: {family.primary_metric} and the fitted law")
     out = io.BytesIO()
     figure.savefig(out, format="png", dpi=100)
     return out.getvalue()

@@ -17,13 +17,14 @@ import pandas as pd
 
 from fits import (
     DEFAULT_POLICY,
-    FitInputError,
     MIN_SIZES,
+    CheckpointPolicy,
+    FitInputError,
     FitResult,
     choose_primary_metric,
+    fit,
     fit_figure,
-    fit_train,
-    prediction_interval,
+    json_safe,
     prepare_train,
     read_canonical,
     run_key,
@@ -241,11 +242,12 @@ def prediction_run(*, job: Job, progress) -> dict:
         target_params, tokens = _targets(data["target_params"], data["target_tokens"])
         frame = prepare_train(runs_frame(data["runs"]))
         progress(0.15, "fitting")
-        result, selected = fit_train(frame)
+        fitted = fit(frame)
+        result, selected = fitted.result, fitted.used_frame()
         progress(0.3, "bootstrapping")
-        interval = prediction_interval(
-            frame, target_params, tokens, coverage=float(data.get("coverage", DEFAULT_COVERAGE)), n_boot=N_BOOT
-        )
+        # The interval reuses the fit: only the bootstrap replicates are refitted.
+        interval = fitted.interval(target_params, tokens, coverage=float(data.get("coverage", DEFAULT_COVERAGE)),
+                                   n_boot=N_BOOT)
     except (FitInputError, PredictionInputError) as exc:
         raise JobFailure(f"The runs cannot be fitted: {exc}") from exc
     progress(0.95, "diagnosing")
@@ -269,6 +271,8 @@ def prediction_run(*, job: Job, progress) -> dict:
         "coverage": interval.coverage,
         "points": points,
         "law": result.to_dict(),
+        "method": fitted.method.get_params(),
+        "choice": json_safe(fitted.choice),
         "interval": {"n_boot": interval.n_boot, "boot_sd_log": interval.boot_sd_log.tolist(),
                      "method_sd_log": interval.method_sd_log},
         "data": {"n_rows": len(frame), "n_rows_fitted": len(selected), "n_runs": int(frame.groupby(["model", "seed"]).ngroups),
@@ -287,6 +291,12 @@ def law_from_dict(law: dict):
     return FitResult.from_dict(law)
 
 
+def _policy_of(result: dict) -> CheckpointPolicy:
+    """The checkpoint policy the stored fit used (results made before the method was recorded: the default)."""
+    policy = (result.get("method") or {}).get("policy")
+    return CheckpointPolicy(**policy) if policy else DEFAULT_POLICY
+
+
 def prediction_plot_png(*, job: Job) -> bytes:
     """PNG of a succeeded prediction: the runs, the fitted curves, the target's prediction and interval."""
     result = job.result
@@ -294,7 +304,7 @@ def prediction_plot_png(*, job: Job) -> bytes:
     points = sorted(result["points"], key=lambda p: p["tokens"])
     title = job.input.get("family") or f"prediction {job.pk}"
     figure = fit_figure(
-        frame, law_from_dict(result["law"]), used=DEFAULT_POLICY.select(frame),
+        frame, law_from_dict(result["law"]), used=_policy_of(result).select(frame),
         target_params=result["target_params"],
         target_tokens=[p["tokens"] for p in points],
         target_prediction=[p["prediction"] for p in points],

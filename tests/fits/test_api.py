@@ -4,8 +4,9 @@ import pandas as pd
 import pytest
 
 import fits
-import fits.api
-from fits.api import choose_form, exponents_identified, prepare_train, target_run_tokens
+from fits.api import prepare_train
+from fits.method import CURVES, choose_form, exponents_identified
+from fits.targets import default_run_tokens as target_run_tokens
 from fits.laws import CHINCHILLA
 from fits.backtest import split_target
 
@@ -163,8 +164,8 @@ def test_exponents_are_borrowed_only_where_the_data_cannot_identify_them():
     assert not exponents_identified(two_sizes, CHINCHILLA)
     assert not exponents_identified(five_points, CHINCHILLA)
     assert exponents_identified(curves, CHINCHILLA)
-    # What fit_train does with it: a posterior (borrowed exponents) only where they are not identified.
-    assert "posterior" in fits.api.fit_train(two_sizes)[0].stats
-    assert "posterior" in fits.api.fit_train(five_points)[0].stats
-    assert "posterior" not in fits.api.fit_train(curves)[0].stats
-    assert "posterior" in fits.api.fit_train(curves, prior=fits.DEFAULT_PRIOR)[0].stats
+    # What a method does with it: a posterior (borrowed exponents) only where they are not identified.
+    assert "posterior" in CURVES.fit(two_sizes).result.stats
+    assert "posterior" in CURVES.fit(five_points).result.stats
+    assert "posterior" not in CURVES.fit(curves).result.stats
+    assert "posterior" in CURVES.with_params(prior=fits.DEFAULT_PRIOR).fit(curves).result.stats

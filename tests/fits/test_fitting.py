@@ -6,7 +6,10 @@ import pytest
 
 import pandas as pd
 
-from fits.fitting import DEFAULT_PRIOR, RESULT_VERSION, FitInputError, FitResult, effective_observations, fit_law
+from fits.fitting import fit_law
+from fits.posterior import DEFAULT_PRIOR, effective_observations
+from fits.result import RESULT_VERSION, FitResult
+from fits.trainset import FitInputError
 from fits.laws import CHINCHILLA, DATA_CONSTRAINED, TOKENS_ONLY, effective_tokens, overfit_feature, schedule_remaining
 
 from .conftest import TRUTH, synthetic_family, true_loss

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from fits.interval import method_error, prediction_interval
+from fits.api import prediction_interval
+from fits.interval import method_error
 
 from .conftest import synthetic_family, true_loss
 
