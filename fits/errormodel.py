@@ -67,6 +67,9 @@ SIGN_CONSTRAINTS = {
     "n_models": (None, 0.0),
     "log_compute_share": (None, 0.0),
     "fraction": (None, 0.0),
+    # Repeated data makes losses less predictable, never more: unconstrained, a model that never saw the
+    # repeated-data families (left out with their paper) learned the opposite from the few others that repeat.
+    "log_max_epochs": (0.0, None),
     "log_fit_rmse": (0.0, None),
     "log_rollout_are": (0.0, None),
 }
@@ -123,7 +126,7 @@ class ErrorModel:
     """Quantiles of expected ARE as a function of the design (and, once runs exist, the fit). JSON via to_dict."""
 
     coefficients: dict  # level -> quantile (str) -> {"intercept": float, "coef": [float, ...]}
-    margin: dict  # level -> conformal widening of the log p10-p90 band (>= 0)
+    margin: dict  # level -> [below, above]: conformal widening of the log p10 and p90 (each >= 0)
     ranges: dict = field(default_factory=dict)  # feature -> [lo, hi] the sweep covered
     widen_per_unit: float = 0.0  # log-band widening per unit of feature outside its range (per side)
     trained_on: dict = field(default_factory=dict)
@@ -164,10 +167,10 @@ class ErrorModel:
                 c = self.coefficients[lev][str(quantile)]
                 q[quantile] = c["intercept"] + x @ np.asarray(c["coef"])
             lo, mid, hi = np.sort(np.vstack([q[0.1], q[0.5], q[0.9]]), axis=0)
-            margin = self.margin[lev]
-            out.loc[rows, "p10"] = lo - margin
+            below, above = self.margin[lev]
+            out.loc[rows, "p10"] = lo - below
             out.loc[rows, "p50"] = mid
-            out.loc[rows, "p90"] = hi + margin
+            out.loc[rows, "p90"] = hi + above
         dist, _ = self.outside(designs)
         widen = self.widen_per_unit * dist
         out["p10"] -= widen
@@ -210,7 +213,7 @@ class ErrorModel:
                 f"error model version {data.get('version')!r} with features {data.get('features')!r} does not "
                 f"match this library (version {ERROR_MODEL_VERSION}); rebuild it"
             )
-        return cls(coefficients=data["coefficients"], margin=dict(data["margin"]), ranges=dict(data["ranges"]),
+        return cls(coefficients=data["coefficients"], margin={k: list(v) for k, v in data["margin"].items()}, ranges=dict(data["ranges"]),
                    widen_per_unit=float(data["widen_per_unit"]), trained_on=data.get("trained_on", {}),
                    validation=data.get("validation", {}))
 
@@ -248,10 +251,18 @@ def _quantile_regression(x: np.ndarray, y: np.ndarray, q: float, bounds, weights
     return float(res.x[0]), res.x[1: k + 1]
 
 
+# A source (paper) counts for at most this many families: one paper's 21 ablation families must not decide what
+# a family from another paper should expect (the held-back check itself takes at most 6 families per source).
+FAMILIES_PER_SOURCE = 6
+
+
 def family_weights(rows: pd.DataFrame) -> np.ndarray:
-    """Each family weighs the same in total (a family with 400 designs does not drown one with 10)."""
+    """Per row: each family weighs the same in total (a family with 400 designs does not drown one with 10),
+    and a source with more than ``FAMILIES_PER_SOURCE`` families is scaled down to that many."""
     fam = rows["family"].astype(str)
-    return (1.0 / fam.map(fam.value_counts())).to_numpy()
+    groups = pd.Series(groups_of(rows), index=rows.index)
+    families_in_group = groups.map(fam.groupby(groups).nunique())
+    return ((1.0 / fam.map(fam.value_counts())) * np.minimum(1.0, FAMILIES_PER_SOURCE / families_in_group)).to_numpy()
 
 
 def _fit_quantiles(rows: pd.DataFrame, level: str) -> dict:
@@ -278,11 +289,15 @@ def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> flo
     return float(values[order][min(np.searchsorted(cum, q), values.size - 1)])
 
 
-def _conformal_margin(scores: np.ndarray, weights: np.ndarray, coverage: float) -> float:
-    """Smallest widening so that ``coverage`` of the held-out cases (by weight) fall inside."""
-    if scores.size == 0:
-        return 0.0
-    return max(_weighted_quantile(scores, weights, coverage), 0.0)
+def _conformal_margins(held: pd.DataFrame, level: str, weights: np.ndarray, coverage: float) -> list[float]:
+    """Widenings of p10 and of p90 so that, by weight, (1 - coverage) / 2 of the held-out cases fall below
+    the band and as many above it (one-sided split-conformal quantiles; the two tails differ)."""
+    if held.empty:
+        return [0.0, 0.0]
+    side = 1 - (1 - coverage) / 2
+    below = _weighted_quantile((held[f"{level}_p10"] - held["log_are"]).to_numpy(), weights, side)
+    above = _weighted_quantile((held["log_are"] - held[f"{level}_p90"]).to_numpy(), weights, side)
+    return [max(below, 0.0), max(above, 0.0)]
 
 
 def _ranges(rows: pd.DataFrame) -> dict:
@@ -298,7 +313,7 @@ def held_out_predictions(rows: pd.DataFrame, *, progress=None) -> pd.DataFrame:
     for i, g in enumerate(names):
         held = groups == g
         coefs = {lev: _fit_quantiles(rows[~held], lev) for lev in LEVELS}
-        model = ErrorModel(coefficients=coefs, margin={lev: 0.0 for lev in LEVELS})
+        model = ErrorModel(coefficients=coefs, margin={lev: [0.0, 0.0] for lev in LEVELS})
         part = rows[held]
         pred = {}
         for lev in LEVELS:
@@ -323,9 +338,10 @@ def _predict_level(model: ErrorModel, designs: pd.DataFrame, level: str) -> pd.D
     return pd.DataFrame({"p10": lo, "p50": mid, "p90": hi}, index=designs.index)
 
 
-def validation_figures(held: pd.DataFrame, level: str, margin: float) -> dict:
+def validation_figures(held: pd.DataFrame, level: str, margin) -> dict:
     """Held-out figures of one level, each family weighing the same where it says so."""
-    lo, mid, hi = held[f"{level}_p10"] - margin, held[f"{level}_p50"], held[f"{level}_p90"] + margin
+    below, above = margin
+    lo, mid, hi = held[f"{level}_p10"] - below, held[f"{level}_p50"], held[f"{level}_p90"] + above
     y = held["log_are"]
     inside = (y >= lo) & (y <= hi)
     by_family = pd.DataFrame({"inside": inside, "ratio": (mid - y).abs(), "width": hi - lo, "family": held["family"]})
@@ -359,14 +375,13 @@ def fit_error_model(sweep: pd.DataFrame, *, coverage: float = TARGET_COVERAGE, p
     weights = family_weights(rows.loc[held.index])
     margins, validation = {}, {"method": "leave-one-source-out"}
     for lev in LEVELS:
-        scores = np.maximum(held[f"{lev}_p10"] - held["log_are"], held["log_are"] - held[f"{lev}_p90"]).to_numpy()
-        margins[lev] = _conformal_margin(scores, weights, coverage)
+        margins[lev] = _conformal_margins(held, lev, weights, coverage)
         validation[lev] = validation_figures(held, lev, margins[lev])
     # The plan level's figures at the top: what a plan's expected ARE is validated by.
     validation.update({k: v for k, v in validation["plan"].items()})
     coefs = {lev: _fit_quantiles(rows, lev) for lev in LEVELS}
     # Outside its ranges a design widens by the typical held-out band (plan level) per unit of feature distance.
-    widen = float(np.median(held["plan_p90"] - held["plan_p10"]) / 2 + margins["plan"])
+    widen = float(np.median(held["plan_p90"] - held["plan_p10"]) / 2 + np.mean(margins["plan"]))
     return ErrorModel(
         coefficients=coefs,
         margin=margins,
