@@ -4,11 +4,12 @@ import pandas as pd
 import pytest
 
 import fits
+import fits.api
 from fits.api import prepare_train
-from fits.method import CURVES, choose_form, exponents_identified
-from fits.targets import default_run_tokens as target_run_tokens
-from fits.laws import CHINCHILLA
 from fits.backtest import split_target
+from fits.laws import CHINCHILLA
+from fits.method import CURVES, DEFAULT_METHOD, FINAL, choose_form, exponents_identified
+from fits.targets import default_run_tokens as target_run_tokens
 
 # (family, what shape it stands for)
 SHAPES = {
@@ -169,3 +170,43 @@ def test_exponents_are_borrowed_only_where_the_data_cannot_identify_them():
     assert "posterior" in CURVES.fit(five_points).result.stats
     assert "posterior" not in CURVES.fit(curves).result.stats
     assert "posterior" in CURVES.with_params(prior=fits.DEFAULT_PRIOR).fit(curves).result.stats
+
+
+# --- the rest of the contract: fit, make_predictor, prediction_interval ---------------
+
+
+def test_fit_returns_the_default_methods_fit_and_predict_loss_is_its_prediction():
+    train = _curves([2e9, 6e9, 2e10])
+    fit = fits.api.fit(train)
+    assert fit.choice["method"] in {"curves", "final", "all-points", "curves+cap", "final+cap", "all-points+cap"}
+    n, d = np.array([3e9, 3e9]), np.array([3e10, 6e10])
+    np.testing.assert_allclose(fits.predict_loss(train, n, d), fit.predict(n, d), rtol=1e-12)
+    assert fits.api.fit(train, method=FINAL).method is FINAL
+
+
+def test_make_predictor_turns_any_method_into_a_backtest_predictor():
+    train = _curves([2e9, 6e9, 2e10])
+    n, d = np.array([3e9, 3e9]), np.array([3e10, 6e10])
+    for method in (DEFAULT_METHOD, CURVES, FINAL):
+        predict = fits.api.make_predictor(method)
+        np.testing.assert_allclose(predict(train, n, d), method.fit(train).predict(n, d), rtol=1e-12)
+    np.testing.assert_allclose(fits.api.make_predictor()(train, n, d), fits.predict_loss(train, n, d), rtol=1e-12)
+
+
+def test_predict_interval_is_the_prediction_interval_of_the_default_method():
+    train = _curves([2e9, 6e9, 2e10])
+    n, d = np.array([[3e9, 3e9]]), np.array([[3e10, 6e10]])
+    lower, upper = fits.predict_interval(train, n, d, n_boot=10, seed=4)
+    out = fits.api.prediction_interval(train, n.ravel(), d.ravel(), n_boot=10, seed=4)
+    assert lower.shape == upper.shape == (1, 2)
+    np.testing.assert_allclose(lower.ravel(), out.lower, rtol=1e-12)
+    np.testing.assert_allclose(upper.ravel(), out.upper, rtol=1e-12)
+    np.testing.assert_allclose(out.prediction, fits.predict_loss(train, n, d).ravel(), rtol=1e-12)
+
+
+def test_prepare_train_is_the_validated_frame():
+    out = prepare_train(GOOD)
+    assert isinstance(out, pd.DataFrame) and len(out) == 4
+    assert out["run_tokens"].tolist() == [4e9] * 4  # runs are complete: the last checkpoint ends each
+    with pytest.raises(fits.FitInputError, match="train has no rows"):
+        prepare_train(GOOD.iloc[:0])

@@ -3,8 +3,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fits.backtest import (are, backtest, backtest_family, best_loss_baseline, eligible_families,
-                           most_compute_baseline, split_target, summarise)
+from fits.backtest import (
+    are,
+    backtest,
+    backtest_family,
+    best_loss_baseline,
+    eligible_families,
+    most_compute_baseline,
+    split_target,
+    summarise,
+)
 
 
 def _rows(family, model, params, tokens, values, seed=""):
@@ -95,3 +103,39 @@ def test_summarise_gives_medians_p90_failures_and_families_worse_than_best_loss(
     assert out["are_best_loss"]["median"] == pytest.approx(0.035)
     # f1 has only 3 sizes; f4 failed (inf > best-loss): both the bar's kind of miss.
     assert out["worse_than_best_loss_4plus_sizes"] == ["f2", "f4"]
+
+
+def test_rows_carry_the_familys_source_when_the_frame_has_one():
+    constant = lambda train, n, d, e: np.full(len(n), 2.25)
+    assert backtest_family(TOY, constant).source == ""
+    assert backtest_family(TOY.assign(source="Toy+24"), constant).source == "Toy+24"
+
+
+def test_summarise_gives_each_source_its_line_and_weighs_sources_the_same():
+    table = pd.DataFrame({
+        "family": ["f1", "f2", "f3", "f4", "f5"],
+        "source": ["A", "A", "A", "B", "C"],
+        "n_sizes": [3, 4, 5, 6, 4],
+        "are": [0.01, 0.02, 0.03, float("inf"), 0.10],
+        "are_best_loss": [0.05] * 5,
+        "are_most_compute": [0.05] * 5,
+    })
+    out = summarise(table)
+    assert out["by_source"] == {
+        "A": {"families": 3, "median": pytest.approx(0.02), "max": pytest.approx(0.03)},
+        "B": {"families": 1, "median": pytest.approx(float("nan"), nan_ok=True),
+              "max": pytest.approx(float("nan"), nan_ok=True)},  # a failed fit has no ARE to summarise
+        "C": {"families": 1, "median": pytest.approx(0.10), "max": pytest.approx(0.10)},
+    }
+    # Paper A's three families count as one paper: the median of (0.02, 0.10), not of all five families.
+    assert out["median_of_source_medians"] == pytest.approx(0.06)
+    assert out["are"]["median"] == pytest.approx(0.025)
+    assert "by_source" not in summarise(table.drop(columns=["source"]))
+    assert "by_source" not in summarise(table.assign(source=""))
+
+
+def test_backtest_of_families_from_two_sources_summarises_both():
+    frame = pd.concat([TOY.assign(source="Toy+24"), TOY.assign(family="toy2", source="Other+25")], ignore_index=True)
+    table = backtest(frame, lambda train, n, d, e: np.full(len(n), 2.25))
+    assert table["source"].tolist() == ["Toy+24", "Other+25"]
+    assert set(summarise(table)["by_source"]) == {"Toy+24", "Other+25"}

@@ -2,15 +2,21 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
-import pandas as pd
-
-from fits.fitting import fit_law
+from fits.fitting import DEFAULT_DELTA, GRID, fit_law, huber
+from fits.laws import (
+    CHINCHILLA,
+    DATA_CONSTRAINED,
+    TOKENS_ONLY,
+    effective_tokens,
+    overfit_feature,
+    schedule_remaining,
+)
 from fits.posterior import DEFAULT_PRIOR, effective_observations
 from fits.result import RESULT_VERSION, FitResult
 from fits.trainset import FitInputError
-from fits.laws import CHINCHILLA, DATA_CONSTRAINED, TOKENS_ONLY, effective_tokens, overfit_feature, schedule_remaining
 
 from .conftest import TRUTH, synthetic_family, true_loss
 
@@ -33,6 +39,58 @@ def test_it_recovers_known_parameters_from_noisy_synthetic_data(refine):
     assert p["beta"] == pytest.approx(TRUTH["beta"], abs=0.05)
     assert p["E"] == pytest.approx(TRUTH["E"], rel=0.05)
     assert result.predict(FAR_N, FAR_D) == pytest.approx(true_loss(FAR_N, FAR_D), rel=0.01)
+
+
+EXACT_TRUTHS = [
+    TRUTH,
+    {"E": 2.5, "A": 50.0, "alpha": 0.2, "B": 2000.0, "beta": 0.4},
+    {"E": 0.8, "A": 3e4, "alpha": 0.6, "B": 60.0, "beta": 0.15},
+]
+
+
+@pytest.mark.parametrize("truth", EXACT_TRUTHS, ids=["chinchilla", "flat-in-N", "steep-in-N"])
+def test_on_exact_data_it_recovers_the_parameters_to_its_stated_precision(truth):
+    frame = synthetic_family(seed=0, point_noise=0.0, truth=truth)
+    # Default tol (3e-3): the exponents to about that, and the law's predictions far out to 0.1%.
+    result = _fit(frame)
+    assert result.success, result.message
+    assert result.params["alpha"] == pytest.approx(truth["alpha"], abs=3e-3)
+    assert result.params["beta"] == pytest.approx(truth["beta"], abs=3e-3)
+    assert result.predict(FAR_N, FAR_D) == pytest.approx(true_loss(FAR_N, FAR_D, truth), rel=1e-3)
+    # A tighter tol buys tighter parameters (at more evaluations).
+    tight = _fit(frame, tol=1e-4)
+    assert tight.params["alpha"] == pytest.approx(truth["alpha"], abs=2e-4)
+    assert tight.params["beta"] == pytest.approx(truth["beta"], abs=2e-4)
+    for name in ("E", "A", "B"):
+        assert tight.params[name] == pytest.approx(truth[name], rel=2e-3), name
+    assert tight.stats["rmse_log"] < 1e-5 and tight.nfev > result.nfev
+
+
+def test_the_default_huber_threshold_is_three_per_mille_in_log():
+    assert DEFAULT_DELTA == 3e-3
+    frame = synthetic_family(seed=5)
+    assert _fit(frame).params == _fit(frame, delta=3e-3).params
+    assert _fit(frame).params != _fit(frame, delta=1e-3).params
+
+
+def test_huber_is_quadratic_inside_the_threshold_and_linear_outside():
+    r = np.array([-0.1, -0.002, 0.0, 0.002, 0.1])
+    loss, grad = huber(r, 0.003)
+    np.testing.assert_allclose(loss, [0.003 * (0.1 - 0.0015), 0.5 * 0.002**2, 0.0, 0.5 * 0.002**2,
+                                      0.003 * (0.1 - 0.0015)])
+    np.testing.assert_allclose(grad, [-0.003, -0.002, 0.0, 0.002, 0.003])
+
+
+def test_the_global_grid_spans_small_to_synthetic_exponents():
+    assert GRID.min() <= 0.02 and GRID.max() >= 2.5 and np.all(np.diff(GRID) > 0)
+
+
+def test_a_prediction_alone_can_skip_the_standard_errors():
+    frame = synthetic_family(seed=10)
+    quick = _fit(frame, stderr=False)
+    full = _fit(frame)
+    assert quick.stderr == {} and set(full.stderr) == set(full.params)
+    assert quick.params == full.params
 
 
 @pytest.mark.parametrize("seed", [2, 3, 4])
@@ -211,7 +269,12 @@ def test_two_sizes_cannot_tell_alpha_so_it_is_borrowed_from_the_prior():
     assert post["beta_mean"] == pytest.approx(TRUTH["beta"], abs=0.05) and post["beta_sd_log"] < 0.1
     # Reported: the prior's mode, not wherever the flat valley of the plain fit ended.
     assert borrowed.params["alpha"] == pytest.approx(DEFAULT_PRIOR.alpha, rel=0.05)
-    assert free.params["alpha"] != pytest.approx(DEFAULT_PRIOR.alpha, rel=0.05)
+    # The valley is flat: with alpha held anywhere from 0.1 to 2 the plain fit is as good (to rounding), so
+    # the free fit's alpha is arbitrary. (The old test asserted it landed away from 0.34; the new refinement
+    # happens to stop at 0.340, which is no more right or wrong than any other point of the valley.)
+    losses = [_fit(frame, fixed_exponents=(a, None)).stats["huber"] for a in (0.1, 0.34, 0.7, 2.0)]
+    assert np.ptp(losses) < 1e-9 * np.mean(losses)
+    assert free.stats["huber"] <= min(losses) * (1 + 1e-6)
 
 
 def test_effective_observations_count_runs_not_checkpoints():

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from fits.policy import DEFAULT_POLICY, POLICIES, CheckpointPolicy
+from fits.trainset import FitInputError, TrainSet
 
 
 def _run(model, params, tokens, seed=""):
@@ -82,5 +83,24 @@ def test_each_named_policy_differs_from_the_default_in_one_respect():
         assert len(changed) == 1, (name, changed)
 
 
-def test_an_empty_frame_selects_nothing():
-    assert DEFAULT_POLICY.select(FRAME.iloc[:0]).empty
+def test_an_empty_trainset_selects_nothing():
+    kept, weight = DEFAULT_POLICY.select(TrainSet.from_frame(FRAME).take(np.zeros(0, dtype=int)))
+    assert len(kept) == 0 and weight.size == 0
+
+
+def test_a_frame_is_validated_before_selecting():
+    # A frame goes through TrainSet.from_frame: an empty one is bad input, named as such.
+    with pytest.raises(FitInputError, match="train has no rows"):
+        DEFAULT_POLICY.select(FRAME.iloc[:0])
+
+
+def test_select_on_a_trainset_gives_the_same_rows_and_weights_as_on_its_frame():
+    ts = TrainSet.from_frame(FRAME)
+    kept, weight = DEFAULT_POLICY.select(ts)
+    as_frame = DEFAULT_POLICY.select(FRAME)
+    np.testing.assert_array_equal(kept.tokens, as_frame["tokens"].to_numpy())
+    np.testing.assert_array_equal(weight, as_frame["weight"].to_numpy())
+    idx, weight_again = DEFAULT_POLICY.select_index(ts)
+    assert np.all(np.diff(idx) > 0)  # sorted positions
+    np.testing.assert_array_equal(ts.take(idx).tokens, kept.tokens)
+    np.testing.assert_array_equal(weight_again, weight)
