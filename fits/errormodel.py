@@ -126,7 +126,7 @@ class ErrorModel:
     """Quantiles of expected ARE as a function of the design (and, once runs exist, the fit). JSON via to_dict."""
 
     coefficients: dict  # level -> quantile (str) -> {"intercept": float, "coef": [float, ...]}
-    margin: dict  # level -> [below, above]: conformal widening of the log p10 and p90 (each >= 0)
+    margin: dict  # level -> [below, above]: conformal widening of the log p10 and p90 (each >= 0; a number: both)
     ranges: dict = field(default_factory=dict)  # feature -> [lo, hi] the sweep covered
     widen_per_unit: float = 0.0  # log-band widening per unit of feature outside its range (per side)
     trained_on: dict = field(default_factory=dict)
@@ -167,7 +167,8 @@ class ErrorModel:
                 c = self.coefficients[lev][str(quantile)]
                 q[quantile] = c["intercept"] + x @ np.asarray(c["coef"])
             lo, mid, hi = np.sort(np.vstack([q[0.1], q[0.5], q[0.9]]), axis=0)
-            below, above = self.margin[lev]
+            margin = self.margin[lev]
+            below, above = (margin, margin) if np.isscalar(margin) else margin
             out.loc[rows, "p10"] = lo - below
             out.loc[rows, "p50"] = mid
             out.loc[rows, "p90"] = hi + above
@@ -213,7 +214,8 @@ class ErrorModel:
                 f"error model version {data.get('version')!r} with features {data.get('features')!r} does not "
                 f"match this library (version {ERROR_MODEL_VERSION}); rebuild it"
             )
-        return cls(coefficients=data["coefficients"], margin={k: list(v) for k, v in data["margin"].items()}, ranges=dict(data["ranges"]),
+        return cls(coefficients=data["coefficients"],
+                   margin={k: v if np.isscalar(v) else list(v) for k, v in data["margin"].items()}, ranges=dict(data["ranges"]),
                    widen_per_unit=float(data["widen_per_unit"]), trained_on=data.get("trained_on", {}),
                    validation=data.get("validation", {}))
 
@@ -269,6 +271,9 @@ def _fit_quantiles(rows: pd.DataFrame, level: str) -> dict:
     names = LEVELS[level]
     bounds = [SIGN_CONSTRAINTS.get(name, (None, None)) for name in names]
     x = features(rows, level).to_numpy()
+    # A feature that never varies in the training rows says nothing: its coefficient is held at 0 (else the
+    # linear program may trade it against the intercept arbitrarily).
+    bounds = [(0.0, 0.0) if np.ptp(x[:, j]) == 0 else b for j, b in enumerate(bounds)]
     y = _target(rows)
     w = family_weights(rows)
     w = w / w.mean()
@@ -340,7 +345,7 @@ def _predict_level(model: ErrorModel, designs: pd.DataFrame, level: str) -> pd.D
 
 def validation_figures(held: pd.DataFrame, level: str, margin) -> dict:
     """Held-out figures of one level, each family weighing the same where it says so."""
-    below, above = margin
+    below, above = (margin, margin) if np.isscalar(margin) else margin
     lo, mid, hi = held[f"{level}_p10"] - below, held[f"{level}_p50"], held[f"{level}_p90"] + above
     y = held["log_are"]
     inside = (y >= lo) & (y <= hi)

@@ -128,7 +128,8 @@ def bootstrap_predictions(fit, target_params, target_tokens, *, target_epochs=No
         y = fitted * np.exp(shift[inverse] + signs[inverse] * within)
         boot = fit_law(used.params, used.tokens, y, form=result.form, epochs=used.epochs,
                        run_tokens=used.run_tokens, runs=used.run, weights=fit.weight, delta=fit.method.delta,
-                       loss=fit.method.loss, prior=result.prior, overfit_shape=result.overfit_shape, stderr=False)
+                       loss=fit.method.loss, refine=fit.method.refine, prior=result.prior,
+                       overfit_shape=result.overfit_shape, stderr=False)
         out[b] = boot.predict(target_params, target_tokens, target_epochs, target_run_tokens)
     return out, run_sd, dof
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from .fitting import DEFAULT_DELTA, fit_law
 from .interval import fit_interval
+from .jsonsafe import json_safe
 from .laws import CHINCHILLA, CONSTANT, DATA_CONSTRAINED, SIZE_ONLY, TOKENS_ONLY, LawForm, form_named
 from .policy import DEFAULT_POLICY, CheckpointPolicy
 from .posterior import DEFAULT_PRIOR, ExponentPrior
@@ -119,8 +120,14 @@ class Fit:
     def interval(self, params, tokens, *, coverage: float = 0.8, epochs=None, run_tokens=None, n_boot: int = 100,
                  seed: int = 0, method_error: bool = True):
         """A ``coverage`` prediction interval (:func:`fits.interval.fit_interval`), reusing this fit."""
-        return fit_interval(self, params, tokens, coverage=coverage, epochs=epochs, run_tokens=run_tokens,
-                            n_boot=n_boot, seed=seed, include_method_error=method_error)
+        out = fit_interval(self, params, tokens, coverage=coverage, epochs=epochs, run_tokens=run_tokens,
+                           n_boot=n_boot, seed=seed, include_method_error=method_error)
+        if self.method.cap and not self.form.overfit:
+            # The band is about the law's value; the prediction may be capped below it: move the band with it.
+            capped = self.predict(params, tokens, epochs, run_tokens).ravel()
+            ratio = capped / out.prediction
+            out.prediction, out.lower, out.upper = capped, out.lower * ratio, out.upper * ratio
+        return out
 
     def used_frame(self) -> pd.DataFrame:
         """The rows the law was fitted to, with their weights (plots, reports)."""
@@ -154,7 +161,8 @@ class AutoMethod:
 
     def fit(self, train, *, stderr: bool = True) -> Fit:
         ts = TrainSet.from_frame(train)
-        scores, folds = rollout_scores(self.candidates, ts, self.folds)
+        candidates = comparable_candidates(self.candidates, ts)
+        scores, folds = rollout_scores(candidates, ts, self.folds)
         means = {name: float(np.mean(s)) if s else float("nan") for name, s in scores.items()}
         finite = {name: m for name, m in means.items() if np.isfinite(m)}
         if finite:
@@ -162,15 +170,40 @@ class AutoMethod:
             reason = (f"lowest error predicting its own larger sizes from the smaller ones "
                       f"({100 * finite[chosen_name]:.2f}% over {len(folds)} held-out size(s))")
         else:
-            chosen_name = self.candidates[0].name
+            chosen_name = candidates[0].name
             reason = ("too few sizes to hold one out (a rollout needs two smaller sizes): the first candidate"
                       if not folds else "no candidate could be rolled out: the first candidate")
-        chosen = next(c.with_params(name=name, cap=name != c.name) for c in self.candidates
+        dropped = [c.name for c in self.candidates if c not in candidates]
+        if dropped:
+            reason += (f"; not considered: {', '.join(dropped)} (on these runs its law would lose a term the "
+                       "others keep, so it could not extrapolate in that direction)")
+        chosen = next(c.with_params(name=name, cap=name != c.name) for c in candidates
                       for name in (c.name, capped_name(c)) if name == chosen_name)
         fit = chosen.fit(ts, stderr=stderr)
-        fit.choice = {"method": chosen_name, "reason": reason, "rollout_are": scores, "rollout_mean": means,
-                      "folds": folds}
+        # Plain JSON (a candidate that failed a rollout scored inf; no rollout at all is null).
+        fit.choice = json_safe({"method": chosen_name, "reason": reason, "rollout_are": scores,
+                                "rollout_mean": means, "folds": folds})
         return fit
+
+
+def comparable_candidates(candidates, ts: TrainSet) -> tuple:
+    """The candidates whose law on these runs keeps every term (size, tokens) the richest candidate's keeps.
+
+    Final losses of runs that all stopped at one token count support only a size law: a rollout scores
+    held-out sizes at tokens already trained, so it cannot see that such a law is blind to longer training.
+    """
+    terms = {}
+    for c in candidates:
+        idx, _ = c.policy.select_index(ts)
+        if idx.size == 0:
+            continue
+        form = choose_form(ts.take(idx), c.terms) if c.form is None else form_named(c.form)
+        terms[c.name] = (form.size_term, form.data_term)
+    if not terms:
+        return tuple(candidates)
+    best = max(sum(t) for t in terms.values())
+    kept = tuple(c for c in candidates if c.name in terms and sum(terms[c.name]) == best)
+    return kept or tuple(candidates)
 
 
 def rollout_scores(candidates, ts: TrainSet, n_folds: int) -> tuple[dict, list]:
@@ -316,6 +349,7 @@ def exponents_identified(used: TrainSet | pd.DataFrame, form: LawForm) -> bool:
 CURVES = Method("curves")
 FINAL = Method("final", policy=CheckpointPolicy("final-only", min_tokens=0.0, max_run_fraction=0.0,
                                                 min_run_fraction=1.0))
+# Every checkpoint after the early cut, each weighing the same (no thinning, no run or size weights).
 ALL_POINTS = Method("all-points", policy=CheckpointPolicy("all-points", max_per_run=None, equal_run_weight=False,
                                                           size_weight_power=0.0))
 DEFAULT_METHOD = AutoMethod(candidates=(CURVES, FINAL, ALL_POINTS))

@@ -14,7 +14,7 @@ from ..canonical import CorpusValidationError, read_canonical, read_families
 from ..data import primary_observations
 from ..jsonsafe import json_safe
 
-OUTPUT_VERSION = 1
+OUTPUT_VERSION = 2
 EXIT_BAD_INPUT = 2
 
 
@@ -81,11 +81,13 @@ def load_frames(corpora: list[Path], families: list[Path] | None = None) -> pd.D
     if families and len(families) != len(corpora):
         raise CliError(f"give one families file per corpus ({len(corpora)}), not {len(families)}")
     parts = [load_frame(c, families[i] if families else None) for i, c in enumerate(corpora)]
-    frame = pd.concat(parts, ignore_index=True)
-    clash = frame.groupby("family")["source"].nunique()
-    if len(parts) > 1 and (clash > 1).any():
-        raise CliError(f"family {clash[clash > 1].index[0]!r} appears in more than one corpus with other sources")
-    return frame
+    seen = {}
+    for corpus, part in zip(corpora, parts):
+        for family in part["family"].unique():
+            if family in seen:
+                raise CliError(f"family {family!r} is in both {seen[family]} and {corpus}: give each corpus once")
+            seen[family] = corpus
+    return pd.concat(parts, ignore_index=True)
 
 
 def _read(reader, path: Path):

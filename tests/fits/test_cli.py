@@ -231,10 +231,13 @@ def test_load_frame_gives_each_family_its_papers_source(corpus_slice):
     assert sources["olmo"][0].startswith("Groeneveld+24 OLMo")
 
 
-def test_a_family_in_two_corpora_with_other_sources_is_refused(corpus_slice, tmp_path):
+def test_a_family_in_two_corpora_is_refused(corpus_slice, tmp_path):
     raw = pd.read_csv(corpus_slice, dtype=str, keep_default_na=False)
     other = tmp_path / "relabelled.csv"
     raw.assign(source="Someone else's paper").to_csv(other, index=False)
     (tmp_path / "families.csv").write_text(corpus_slice.with_name("families.csv").read_text())
-    with pytest.raises(CliError, match="appears in more than one corpus with other sources"):
+    with pytest.raises(CliError, match="family 'GPT2-c4-1' is in both .* give each corpus once"):
         load_frames([corpus_slice, other])
+    # The same corpus twice would count its families twice.
+    with pytest.raises(CliError, match="give each corpus once"):
+        load_frames([corpus_slice, corpus_slice])

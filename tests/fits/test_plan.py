@@ -116,9 +116,6 @@ def test_evaluate_plans_takes_a_model_per_family():
     assert asked == ["syn"] and out["rows"][0]["family"] == "syn"
 
 
-@pytest.mark.xfail(strict=True, reason="fits.plan.recommend reads model.validation['coverage'], which the version-2 "
-                                       "error model keeps per level (validation['plan']['coverage']): the reason "
-                                       "says 'held-out coverage nan%'")
 def test_the_plans_reason_quotes_the_error_models_held_out_coverage(model):
     plan = recommend(model, PlanRequest(target_params=7e9, target_tokens=1.4e11, budget_fraction=0.05)).to_dict()
     assert "nan" not in plan["reasons"]["expected_are"]
