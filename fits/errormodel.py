@@ -119,7 +119,7 @@ def features(designs: pd.DataFrame, level: str) -> pd.DataFrame:
         x["log_fit_rmse"] = np.log(np.maximum(np.nan_to_num(rmse, nan=RMSE_FLOOR), RMSE_FLOOR))
         x["log_rollout_are"] = np.where(known, np.log(np.maximum(np.nan_to_num(rollout, nan=1.0), ARE_FLOOR)), 0.0)
         x["no_rollout"] = (~known).astype(float)
-        # The rollout's error says more the farther the design extrapolates (measured: p90/p10 15.7 -> 14.1).
+        # The rollout's error says more the farther the design extrapolates (README: the error model).
         x["rollout_x_scale_up"] = x["log_rollout_are"] * x["log_scale_up"]
     return x[list(LEVELS[level])]
 

@@ -9,7 +9,7 @@ with a ``weight`` column:
   ``max_run_fraction`` of a run's own final tokens, so every run keeps its tail;
 * thinning: at most ``max_per_run`` checkpoints per run, spaced evenly in
   log-tokens (a 4,000-point digitised curve says little more than 60 points
-  of it, and costs 60x the time);
+  of it, and costs far more time);
 * weights: each run's checkpoints share one unit of weight, so one long curve
   does not drown the short ones, and a final-loss-only run counts as much as
   a curve; and a run weighs in proportion to its size (N / largest N), since

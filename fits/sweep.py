@@ -37,7 +37,7 @@ SWEEP_VERSION = 2
 # Shares of each run's training seen. Not 10%: a fit then sees only the warm-up's noisy checkpoints (the
 # policy's early cut keeps half a run at most), which no plan should recommend; with it in the sweep the
 # error model learned from designs nobody would pick, and its plans lost to the naive ones more often
-# (held-out win rate 0.59 with, 0.71 without; README, "Plans").
+# (README, "The error model and its intervals").
 FRACTIONS = (0.25, 0.5, 1.0)
 # The method is the library's (it chooses its own checkpoint policy from the data): not a design choice.
 SWEEP_POLICIES = ("auto",)
