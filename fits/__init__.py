@@ -3,7 +3,8 @@
 The public surface, all importable as ``from fits import name`` (the service imports nothing else):
 
 - corpus files (fits.canonical): ``read_canonical``, ``validate_canonical``, ``frame_to_raw``,
-  ``read_families``, ``CANONICAL_COLUMNS``, ``FAMILIES_COLUMNS``; errors ``CorpusValidationError``,
+  ``read_families``, ``CANONICAL_COLUMNS``, ``FAMILIES_COLUMNS``; the name rule ``name_problem`` and
+  ``text_problem``; errors ``CorpusValidationError``,
   ``CorpusTooLarge``, ``Problem``.
 - fit frames (fits.data): ``FIT_COLUMNS``, ``as_fit_frame``, ``load_primary``, ``primary_observations``,
   ``run_key``; the one primary-metric rule ``choose_primary_metric`` / ``primary_metrics``, ``is_loss_metric``.
@@ -27,8 +28,10 @@ from .canonical import (
     CorpusValidationError,
     Problem,
     frame_to_raw,
+    name_problem,
     read_canonical,
     read_families,
+    text_problem,
     validate_canonical,
 )
 from .data import (
@@ -94,6 +97,7 @@ __all__ = [
     "json_safe",
     "load_primary",
     "make_predictor",
+    "name_problem",
     "predict_interval",
     "predict_loss",
     "prediction_interval",
@@ -107,5 +111,6 @@ __all__ = [
     "run_key",
     "split_target",
     "sweep_family",
+    "text_problem",
     "validate_canonical",
 ]

@@ -44,6 +44,17 @@ TEXT_COLUMNS = ("family", "model", "arch", "seed", "dataset", "metric", "split",
 ARCHES = ("dec", "enc-dec", "moe", "ssm", "hybrid")
 # Longest names the store keeps (planner.models; a test keeps the two in step).
 TEXT_LIMITS = {"family": 200, "model": 200, "seed": 64, "metric": 200, "dataset": 500}
+# A citation, kept on every row: long enough for any reference, too short to carry a payload.
+SOURCE_LIMIT = 2000
+# Family and model names are parts of URLs, file names and spreadsheet cells (CORPUS_FORMAT.md, "Names").
+NAME_COLUMNS = ("family", "model")
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@")
+# Characters no text field may hold: C0/C1 controls, line and paragraph separators, bidi marks and overrides
+# (which make a name display as another, CVE-2021-42574 "Trojan Source").
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# A citation (source) may run over lines and hold tabs; nothing else invisible.
+_INVISIBLE_IN_PROSE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 SPLITS = ("", "train", "validation", "unknown")
 FAMILIES_COLUMNS = (
     "family",
@@ -281,6 +292,52 @@ def _short(value):
     return value
 
 
+def name_problem(value: str, column: str = "family") -> str | None:
+    """Why ``value`` cannot be a family or model name (``column``), or None if it can.
+
+    The one rule of every entrance (corpus files, the API, the admin, predictions): not empty, at most
+    TEXT_LIMITS[column] characters, printable (no control, bidi or other invisible characters), no ``/``,
+    not ``.`` or ``..`` (both are paths in a URL), and no leading ``= + - @`` (a spreadsheet formula).
+    """
+    limit = TEXT_LIMITS.get(column, 200)
+    if not value:
+        return "required value is empty"
+    if len(value) > limit:
+        return f"is longer than {limit} characters: {_short(value)}"
+    if not value.isprintable():
+        char = next(c for c in value if not c.isprintable())
+        return (f"contains the non-printable character U+{ord(char):04X} (names must be printable: no control, "
+                f"bidi or invisible characters): {_short(value)}")
+    if value.startswith(FORMULA_STARTS):
+        return (f"must not start with {value[0]!r} (a spreadsheet would read the cell as a formula): "
+                f"{_short(value)}")
+    if "/" in value:
+        return f"must not contain '/' (names are parts of URLs): {_short(value)}"
+    if value in (".", ".."):
+        return f"cannot be {value!r} (a path in a URL)"
+    return None
+
+
+def text_problem(value: str, *, prose: bool = False) -> str | None:
+    """Why ``value`` cannot be held by a text field (metric, dataset, seed; ``prose``: source), or None.
+
+    These keep the source's spelling (``val_loss/avg``), but no control, line-separator or bidi character;
+    prose may hold tabs and line breaks.
+    """
+    found = (_INVISIBLE_IN_PROSE if prose else _INVISIBLE).search(value)
+    if found is None:
+        return None
+    return (f"contains the control or bidi character U+{ord(found.group()):04X}, which no text field may hold: "
+            f"{_short(value)}")
+
+
+def _check_by_value(values: np.ndarray, check) -> np.ndarray:
+    """check(value) for each distinct value, spread back over the rows (None where it passed)."""
+    codes, uniques = pd.factorize(values)
+    reasons = np.array([check(u) for u in uniques.tolist()] + [None], dtype=object)
+    return reasons[codes]
+
+
 def read_canonical(
     source, *, skip_invalid: bool = False, max_rows: int | None = None, max_bytes: int | None = None
 ) -> tuple[pd.DataFrame, list[Problem]]:
@@ -346,13 +403,18 @@ def validate_canonical(raw: pd.DataFrame, *, skip_invalid: bool = False) -> tupl
     for col in REQUIRED_COLUMNS:
         flag(~present[col], col, "required value is empty")
 
+    for col in NAME_COLUMNS:
+        reasons = _check_by_value(cells[col], lambda v, col=col: name_problem(v, col) if v else None)
+        flag(reasons != None, col, "{}", _Raw.wrap(reasons))  # noqa: E711 (elementwise)
     for col in TEXT_COLUMNS:
-        text = pd.Series(cells[col], dtype=object)
-        if col in TEXT_LIMITS:
-            flag(text.str.len().to_numpy() > TEXT_LIMITS[col], col,
-                 f"is longer than {TEXT_LIMITS[col]} characters: {{}}", cells[col])
-        flag(text.str.contains("\x00", regex=False).to_numpy(dtype=bool), col,
-             "contains a NUL character (\\x00), which no text field can hold")
+        if col in NAME_COLUMNS:
+            continue
+        limit = TEXT_LIMITS.get(col, SOURCE_LIMIT if col == "source" else None)
+        if limit is not None:
+            flag(pd.Series(cells[col], dtype=object).str.len().to_numpy() > limit, col,
+                 f"is longer than {limit} characters: {{}}", cells[col])
+        reasons = _check_by_value(cells[col], lambda v, prose=col == "source": text_problem(v, prose=prose))
+        flag(reasons != None, col, "{}", _Raw.wrap(reasons))  # noqa: E711 (elementwise)
 
     numbers = {}
     for col in ("params", "tokens", "step", "epochs", "flops", "value"):
@@ -500,7 +562,8 @@ def read_families(source) -> pd.DataFrame:
     raw = _drop_blank_rows(raw, header).reset_index(drop=True)
     for col in FAMILIES_COLUMNS:
         raw[col] = raw[col].astype(str).str.strip() if col in raw.columns else ""
-    problems = _problems(raw, raw["family"] == "", "family", "required value is empty")
+    reasons = _check_by_value(raw["family"].to_numpy(dtype=object), lambda v: name_problem(v, "family"))
+    problems = _problems(raw, reasons != None, "family", "{}", _Raw.wrap(reasons))  # noqa: E711 (elementwise)
     problems += _problems(raw, (raw["arch"] != "") & ~raw["arch"].isin(ARCHES), "arch",
                           "must be empty or one of " + ", ".join(ARCHES) + "; got {}", raw["arch"])
     dup = raw.duplicated("family", keep="first") & (raw["family"] != "")
