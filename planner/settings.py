@@ -137,7 +137,9 @@ FILE_UPLOAD_HANDLERS = [
 ]
 # Largest corpus upload accepted through the API or admin (bytes, compressed as sent).
 SCALEPLAN_MAX_UPLOAD_BYTES = env.int("SCALEPLAN_MAX_UPLOAD_BYTES", default=100 * 1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Largest request body that is not a file upload (JSON, form fields), refused with 413 naming the limit
+# (planner.corpus.uploads.UploadLimitMiddleware from Content-Length, Django's RequestDataTooBig otherwise).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("SCALEPLAN_MAX_BODY_BYTES", default=10 * 1024 * 1024)
 # Limits on a corpus file from a user (API, admin, prediction form), checked before it is parsed:
 # its rows, and its size once decompressed (a gzip bomb is refused in constant memory). The
 # reference corpus is 199,500 rows and 42 MB; the defaults leave five times that.
@@ -232,7 +234,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "planner.api.renderers.BrowsableAPIRenderer"],
     # JSON bodies; the upload endpoints (imports, predictions) add multipart themselves.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["planner.api.parsers.JSONParser"],
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "planner.api.schema.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

@@ -13,6 +13,8 @@ from ..jobs.serializers import JobSerializer
 
 class PositiveFloatField(serializers.FloatField):
     def to_internal_value(self, data):
+        if isinstance(data, bool):  # float(True) is 1.0, but true is no size
+            self.fail("invalid")
         value = super().to_internal_value(data)
         if not math.isfinite(value) or value <= 0:
             raise serializers.ValidationError("Must be a positive, finite number.")

@@ -38,7 +38,7 @@ def prediction_new(request):
             )
             return redirect("job-page", pk=job.pk)
         except PredictionInputError as exc:
-            form.add_error(_FORM_FIELD.get(exc.field, exc.field), str(exc))
+            form.add_error(_FORM_FIELD.get(exc.field, exc.field), exc.messages)
         except JobEnqueueError as exc:
             form.add_error(None, str(exc))  # nothing was created: the same form, ready to send again
             status = 503
