@@ -154,6 +154,14 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=60 * 60)
 # hard limit plus this margin (planner.jobs.services): by then the first run cannot be alive.
 # The margin covers clock differences between hosts and the time a kill takes.
 SCALEPLAN_STALE_MARGIN = env.int("SCALEPLAN_STALE_MARGIN", default=60)
+# A running task records a heartbeat on its job row this often (planner.jobs.heartbeat); a job without one
+# for SCALEPLAN_STALLED_AFTER seconds is shown as stalled and taken over by the recovery. A task that cannot
+# record one for SCALEPLAN_STALLED_AFTER - SCALEPLAN_HEARTBEAT_SECONDS stops itself first, so a job never
+# runs twice at once.
+SCALEPLAN_HEARTBEAT_SECONDS = env.int("SCALEPLAN_HEARTBEAT_SECONDS", default=15)
+SCALEPLAN_STALLED_AFTER = env.int("SCALEPLAN_STALLED_AFTER", default=60)
+if SCALEPLAN_STALLED_AFTER < 3 * SCALEPLAN_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured("SCALEPLAN_STALLED_AFTER must be at least 3 x SCALEPLAN_HEARTBEAT_SECONDS")
 
 # Embedded default: no Redis needed; kombu's filesystem transport under DATA_DIR.
 # With REDIS_URL (or CELERY_BROKER_URL) set, Redis is the broker.

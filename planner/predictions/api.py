@@ -114,9 +114,14 @@ class PredictionDetail(generics.RetrieveAPIView):
     permission_classes = [permissions.IsAuthenticated, IsJobOwnerOrStaff]
     queryset = Job.objects.filter(kind=Job.Kind.PREDICTION).select_related("created_by")
 
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
+            return self.queryset.none()
+        return self.queryset.visible_to(self.request.user)  # another user's: 404, like a missing one
+
     @extend_schema(
         summary="One prediction job: status, progress and, once succeeded, the result",
-        responses={200: sp.PredictionJobSerializer, **errors(401, 403, 404)},
+        responses={200: sp.PredictionJobSerializer, **errors(401, 404)},
         examples=[OpenApiExample("Succeeded", response_only=True, value={
             "id": 7, "kind": "prediction", "status": "succeeded", "progress": 1.0, "message": "done",
             "result": RESULT_EXAMPLE,

@@ -69,7 +69,7 @@ def test_users_list_and_read_their_own_plans_only(client_for, owner, stranger, s
     assert [p["id"] for p in listed["results"]] == [mine["id"]]
     assert client_for(staff).get("/api/v1/plans/").json()["count"] == 2
     assert client_for(owner).get(f"/api/v1/plans/{mine['id']}/").status_code == 200
-    assert client_for(stranger).get(f"/api/v1/plans/{mine['id']}/").status_code == 403
+    assert client_for(stranger).get(f"/api/v1/plans/{mine['id']}/").status_code == 404  # like a missing one
     assert client_for(staff).get(f"/api/v1/plans/{mine['id']}/").status_code == 200
 
 

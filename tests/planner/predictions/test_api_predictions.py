@@ -143,7 +143,9 @@ def test_detail_shows_the_result_to_its_owner_only(client_for, owner, stranger, 
     assert mine.json()["plot_url"] == f"http://testserver/predictions/{job.pk}/plot.png"
     assert "runs" not in mine.json()["input"]
     assert client_for(staff).get(url).status_code == 200
-    assert client_for(stranger).get(url).status_code == 403
+    # Exactly like a missing one (issue 11 #13): its URL from Location answers another user 404.
+    theirs, missing = client_for(stranger).get(url), client_for(stranger).get(f"{URL}{job.pk + 1000}/")
+    assert theirs.status_code == missing.status_code == 404 and theirs.json() == missing.json()
     assert client_for(None).get(url).status_code == 401
 
 
