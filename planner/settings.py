@@ -4,6 +4,7 @@ Defaults give the embedded mode (SQLite under ./data, a filesystem broker, DEBUG
 on for local use). ``SCALEPLAN_ENV=production`` turns defaults off: SECRET_KEY and
 ALLOWED_HOSTS must then be set, or the process refuses to start.
 """
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_filters",
     "csp",
+    "axes",
     "planner",
 ]
 
@@ -59,7 +61,36 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# --- Login attempts (django-axes) --------------------------------------------------
+# Every password login (/accounts/login/, the admin's) is counted per username and per client address, each on
+# its own: SCALEPLAN_LOGIN_FAILURE_LIMIT failures lock that user, or that address, out for
+# SCALEPLAN_LOGIN_COOLOFF_MINUTES (429 and a page saying so; the right password does not log in meanwhile).
+# A successful login clears the user's count. Counts live in the database (axes' AccessAttempt, visible and
+# resettable in the admin; `manage.py axes_reset`). API tokens are not passwords and are not counted.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("SCALEPLAN_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("SCALEPLAN_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# A lockout lasts its cool-off from the failure that caused it: attempts during it do not extend it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The client's address: the socket's, unless SCALEPLAN_PROXY_COUNT proxies in front of gunicorn set
+# X-Forwarded-For (then the address that many hops back); a client cannot choose its address by a header.
+SCALEPLAN_PROXY_COUNT = env.int("SCALEPLAN_PROXY_COUNT", default=0)
+if SCALEPLAN_PROXY_COUNT:
+    AXES_IPWARE_PROXY_COUNT = SCALEPLAN_PROXY_COUNT
+    AXES_IPWARE_PROXY_ORDER = "right-most"
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 
 ROOT_URLCONF = "planner.urls"
 # Logging out (a POST) lands on the home page.
@@ -115,17 +146,30 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# Redis, when set: the Celery broker (below) and the throttle counts' store.
+REDIS_URL = env.str("REDIS_URL", default="")
 CACHES = {
     # Per process, as Django's default (nothing shared is kept here: throttles use "throttle").
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    # DRF's throttle counts (planner.api.throttling), shared by every web process of the host, and by
-    # other hosts through the shared DATA_DIR, so a user's limit does not grow with WEB_CONCURRENCY.
+    # Throttle counts (planner.api.throttling), shared by every web process, so a user's limit does not grow
+    # with WEB_CONCURRENCY. Redis (set below) when REDIS_URL is set: atomic increments across processes and
+    # hosts. Without Redis, files under DATA_DIR, shared by the processes of a host (and other hosts through a
+    # shared DATA_DIR), whose increments are not atomic: under concurrency a few requests may pass the limit.
     "throttle": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
                  "LOCATION": str(DATA_DIR / "throttle")},
     # Fitted laws of the corpus browser (planner.laws.services), shared by the web processes of one host;
     # keys change when a family's data does, so entries never go stale.
     "laws": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(DATA_DIR / "cache")},
 }
+
+if REDIS_URL:
+    CACHES["throttle"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "scaleplan-throttle",
+        # A Redis that stops answering must not hang a request: the throttle then lets it through (logged).
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
 
 # Uploads (corpus CSVs) are streamed to disk above this size.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
@@ -165,7 +209,6 @@ if SCALEPLAN_STALLED_AFTER < 3 * SCALEPLAN_HEARTBEAT_SECONDS:
 
 # Embedded default: no Redis needed; kombu's filesystem transport under DATA_DIR.
 # With REDIS_URL (or CELERY_BROKER_URL) set, Redis is the broker.
-REDIS_URL = env.str("REDIS_URL", default="")
 _fs_broker = DATA_DIR / "broker"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
