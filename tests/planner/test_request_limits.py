@@ -94,6 +94,8 @@ def test_a_20_mib_gzip_of_blank_lines_is_refused_fast_in_bounded_memory(client_f
     assert peak < 100 << 20, f"Python allocations peaked at {peak / 2**20:.1f} MiB"
     assert max_rss_mb() - rss_before < 100
     assert not Job.objects.exists()
+    print(f"blank-line gzip: {response.status_code} in {seconds:.2f} s, Python peak {peak / 2**20:.1f} MiB, "
+          f"RSS growth {max_rss_mb() - rss_before:.0f} MB")
 
 
 def test_the_blank_line_gzip_in_the_prediction_form_is_a_field_error(client, owner):
