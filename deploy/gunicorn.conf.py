@@ -13,9 +13,11 @@ threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5
-# Recycle workers now and then so a slow leak (pandas, matplotlib) cannot grow forever.
-max_requests = 1000
-max_requests_jitter = 100
+# Recycle workers now and then so a slow leak (pandas, matplotlib) cannot grow forever, each after between
+# max_requests and twice that many requests (the jitter): spread that wide, workers serving the same load
+# do not reach their limits together, so one is always serving while another is replaced.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
+max_requests_jitter = max_requests
 # Load the app once in the master and fork workers from it: a recycled worker is
 # back at once instead of re-importing Django, numpy, pandas and matplotlib for
 # seconds while the other worker takes all the load (bench/load.py: the slowest
@@ -35,3 +37,21 @@ if os.path.isdir("/dev/shm"):
 # instance on the host (another checkout, a benchmark) would fight over it;
 # nothing here uses gunicornc. Older versions ignore the unknown name.
 control_socket_disable = True
+
+
+def worker_exit(server, worker):
+    """A recycled worker leaves at once, so the master replaces it at once.
+
+    Left to Python's own shutdown, a worker forked from the preloaded master (Django, numpy, pandas,
+    matplotlib) spends a second or more tearing its modules down, touching every page it shares with the
+    master; meanwhile the master has not replaced it, and a second worker recycling then left nobody
+    serving (issue 11: 6 s without a response). Its requests are done and its logs flushed: nothing is lost.
+    """
+    import sys
+
+    from django.db import connections
+
+    connections.close_all()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)

@@ -3,8 +3,11 @@
 The public surface, all importable as ``from fits import name`` (the service imports nothing else):
 
 - corpus files (fits.canonical): ``read_canonical``, ``validate_canonical``, ``frame_to_raw``,
-  ``read_families``, ``CANONICAL_COLUMNS``, ``FAMILIES_COLUMNS``; errors ``CorpusValidationError``,
+  ``read_families``, ``CANONICAL_COLUMNS``, ``FAMILIES_COLUMNS``; the name rule ``name_problem`` and
+  ``text_problem``; errors ``CorpusValidationError``,
   ``CorpusTooLarge``, ``Problem``.
+- a user's runs for a prediction (fits.runtable): ``read_run_table``, ``validate_run_table``,
+  ``RUN_TABLE_COLUMNS`` (the importer's value rules, fewer required columns).
 - fit frames (fits.data): ``FIT_COLUMNS``, ``as_fit_frame``, ``load_primary``, ``primary_observations``,
   ``run_key``; the one primary-metric rule ``choose_primary_metric`` / ``primary_metrics``, ``is_loss_metric``.
 - the method (fits.method, fits.api): ``fit`` (-> ``Fit``: ``predict``, ``interval``, ``to_dict``, ``choice``),
@@ -27,8 +30,10 @@ from .canonical import (
     CorpusValidationError,
     Problem,
     frame_to_raw,
+    name_problem,
     read_canonical,
     read_families,
+    text_problem,
     validate_canonical,
 )
 from .data import (
@@ -50,6 +55,7 @@ from .plots import fit_figure
 from .policy import DEFAULT_POLICY, CheckpointPolicy
 from .posterior import DEFAULT_PRIOR, ExponentPrior
 from .result import FitResult
+from .runtable import RUN_TABLE_COLUMNS, read_run_table, validate_run_table
 from .sweep import sweep_family
 from .trackers import ImportLimits, ImportReport, RunsImport, RunsImportError, read_runs
 from .trainset import FitInputError, TrainSet
@@ -78,6 +84,7 @@ __all__ = [
     "PlanInputError",
     "PlanRequest",
     "Problem",
+    "RUN_TABLE_COLUMNS",
     "RunsImport",
     "RunsImportError",
     "TrainSet",
@@ -94,6 +101,7 @@ __all__ = [
     "json_safe",
     "load_primary",
     "make_predictor",
+    "name_problem",
     "predict_interval",
     "predict_loss",
     "prediction_interval",
@@ -102,10 +110,13 @@ __all__ = [
     "primary_observations",
     "read_canonical",
     "read_families",
+    "read_run_table",
     "read_runs",
     "recommend",
     "run_key",
     "split_target",
     "sweep_family",
+    "text_problem",
     "validate_canonical",
+    "validate_run_table",
 ]

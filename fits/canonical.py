@@ -44,6 +44,17 @@ TEXT_COLUMNS = ("family", "model", "arch", "seed", "dataset", "metric", "split",
 ARCHES = ("dec", "enc-dec", "moe", "ssm", "hybrid")
 # Longest names the store keeps (planner.models; a test keeps the two in step).
 TEXT_LIMITS = {"family": 200, "model": 200, "seed": 64, "metric": 200, "dataset": 500}
+# A citation, kept on every row: long enough for any reference, too short to carry a payload.
+SOURCE_LIMIT = 2000
+# Family and model names are parts of URLs, file names and spreadsheet cells (CORPUS_FORMAT.md, "Names").
+NAME_COLUMNS = ("family", "model")
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@")
+# Characters no text field may hold: C0/C1 controls, line and paragraph separators, bidi marks and overrides
+# (which make a name display as another, CVE-2021-42574 "Trojan Source").
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# A citation (source) may run over lines and hold tabs; nothing else invisible.
+_INVISIBLE_IN_PROSE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 SPLITS = ("", "train", "validation", "unknown")
 FAMILIES_COLUMNS = (
     "family",
@@ -103,60 +114,70 @@ _OTHER_COMPRESSION = {b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "x
 _CHUNK = 1 << 20
 
 
-def _gunzipped_size_within(data: bytes, max_bytes: int) -> None:
-    """Refuse gzip data that decompresses to more than max_bytes, in constant memory.
+def _too_large(reason: str) -> CorpusTooLarge:
+    return CorpusTooLarge([Problem(0, "", reason)], what="corpus file")
 
-    The data is streamed through the decompressor and the output counted and
-    dropped, so a bomb (1 GB of zeros in 1 MB) costs a second and one chunk of
-    memory, not its size. The gzip trailer's size field cannot be trusted (it is
-    mod 2**32 and per member).
+
+def _count(stream, *, max_bytes: int | None, max_lines: int | None, gzipped: bool, keep: bool) -> bytes:
+    """Read ``stream`` in chunks, counting bytes and lines, refused as soon as it passes a limit.
+
+    Every newline counts (data rows, blank lines and the header alike), before anything is parsed, so
+    20 MiB of blank lines is refused after its first megabytes. ``keep=False`` drops each chunk once
+    counted: a gzip bomb (1 GB of zeros in 1 MB) then costs one chunk of memory, not its size.
     """
-    total = 0
-    with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-        while chunk := stream.read(_CHUNK):
-            total += len(chunk)
-            if total > max_bytes:
-                raise CorpusTooLarge([Problem(0, "", (
-                    f"decompresses to more than {max_bytes} bytes, the limit for one file "
-                    f"({len(data)} bytes compressed); split it into smaller files")
-                )], what="corpus file")
+    chunks, total, lines = [], 0, 0
+    while chunk := stream.read(_CHUNK):
+        total += len(chunk)
+        lines += chunk.count(b"\n")
+        if max_bytes is not None and total > max_bytes:
+            raise _too_large((f"decompresses to more than {max_bytes} bytes" if gzipped
+                              else f"is more than {max_bytes} bytes") + ", the limit for one file; split it into "
+                             "smaller files")
+        if max_lines is not None and lines > max_lines:
+            raise _too_large(f"has more than {max_lines - 1} data rows (blank lines count); the limit for one "
+                             f"file is {max_lines - 1}: split it into smaller files")
+        if keep:
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
-def _read_bytes(source, *, max_bytes: int | None = None) -> bytes:
+def _read_bytes(source, *, max_bytes: int | None = None, max_rows: int | None = None) -> bytes:
     """Whole input as bytes, gunzipped when it is gzip (by magic bytes, not name).
 
-    ``max_bytes`` bounds the bytes read and the decompressed size (CorpusTooLarge).
+    ``max_bytes`` bounds the size read and decompressed, ``max_rows`` the lines after the header
+    (CorpusTooLarge), both while reading (:func:`_count`): the input is counted in a first pass
+    that keeps nothing, and read only if it is within the limits.
     """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if max_bytes is not None and path.stat().st_size > max_bytes:
-            raise CorpusTooLarge([Problem(0, "", f"is {path.stat().st_size} bytes; the limit is {max_bytes}")])
-        data = path.read_bytes()
-    else:
-        data = source.read() if max_bytes is None else source.read(max_bytes + 1)
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        if max_bytes is not None and len(data) > max_bytes:
-            raise CorpusTooLarge([Problem(0, "", f"is more than {max_bytes} bytes, the limit for one file")])
-    if data[:2] == b"\x1f\x8b":
-        try:
-            if max_bytes is not None:
-                _gunzipped_size_within(data, max_bytes)
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise CorpusValidationError([Problem(0, "", f"corrupt gzip data: {exc}")]) from None
-    else:
-        for magic, name in _OTHER_COMPRESSION.items():
-            if data.startswith(magic):
-                raise CorpusValidationError([Problem(0, "", (
-                    f"is {name}-compressed; only plain CSV or gzip (.csv.gz) is accepted"))])
-    return data
+            raise _too_large(f"is {path.stat().st_size} bytes; the limit is {max_bytes}")
+        with path.open("rb") as stream:
+            return _read_bytes(stream, max_bytes=max_bytes, max_rows=max_rows)
+    if isinstance(source, io.TextIOBase) or isinstance(source.read(0), str):
+        source = io.BytesIO(source.read().encode("utf-8"))
+    if not source.seekable():
+        source = io.BytesIO(source.read())
+    start = source.tell()
+    magic = source.read(6)
+    for signature, name in _OTHER_COMPRESSION.items():
+        if magic.startswith(signature):
+            raise CorpusValidationError([Problem(0, "", (
+                f"is {name}-compressed; only plain CSV or gzip (.csv.gz) is accepted"))])
+    gzipped = magic[:2] == b"\x1f\x8b"
+    limits = {"max_bytes": max_bytes, "max_lines": None if max_rows is None else max_rows + 1, "gzipped": gzipped}
+    try:
+        for keep in ([False, True] if max_bytes is not None or max_rows is not None else [True]):
+            source.seek(start)
+            data = _count(gzip.GzipFile(fileobj=source) if gzipped else source, keep=keep, **limits)
+        return data
+    except (OSError, EOFError, zlib.error) as exc:
+        raise CorpusValidationError([Problem(0, "", f"corrupt gzip data: {exc}")]) from None
 
 
 def _check_row_count(raw: pd.DataFrame, max_rows: int | None) -> None:
     if max_rows is not None and len(raw) > max_rows:
-        raise CorpusTooLarge([Problem(0, "", (
-            f"has {len(raw)} data rows; the limit for one file is {max_rows}: split it into smaller files"))])
+        raise _too_large(f"has {len(raw)} data rows; the limit for one file is {max_rows}: split it into smaller files")
 
 
 def _decode(data: bytes) -> str:
@@ -281,6 +302,52 @@ def _short(value):
     return value
 
 
+def name_problem(value: str, column: str = "family") -> str | None:
+    """Why ``value`` cannot be a family or model name (``column``), or None if it can.
+
+    The one rule of every entrance (corpus files, the API, the admin, predictions): not empty, at most
+    TEXT_LIMITS[column] characters, printable (no control, bidi or other invisible characters), no ``/``,
+    not ``.`` or ``..`` (both are paths in a URL), and no leading ``= + - @`` (a spreadsheet formula).
+    """
+    limit = TEXT_LIMITS.get(column, 200)
+    if not value:
+        return "required value is empty"
+    if len(value) > limit:
+        return f"is longer than {limit} characters: {_short(value)}"
+    if not value.isprintable():
+        char = next(c for c in value if not c.isprintable())
+        return (f"contains the non-printable character U+{ord(char):04X} (names must be printable: no control, "
+                f"bidi or invisible characters): {_short(value)}")
+    if value.startswith(FORMULA_STARTS):
+        return (f"must not start with {value[0]!r} (a spreadsheet would read the cell as a formula): "
+                f"{_short(value)}")
+    if "/" in value:
+        return f"must not contain '/' (names are parts of URLs): {_short(value)}"
+    if value in (".", ".."):
+        return f"cannot be {value!r} (a path in a URL)"
+    return None
+
+
+def text_problem(value: str, *, prose: bool = False) -> str | None:
+    """Why ``value`` cannot be held by a text field (metric, dataset, seed; ``prose``: source), or None.
+
+    These keep the source's spelling (``val_loss/avg``), but no control, line-separator or bidi character;
+    prose may hold tabs and line breaks.
+    """
+    found = (_INVISIBLE_IN_PROSE if prose else _INVISIBLE).search(value)
+    if found is None:
+        return None
+    return (f"contains the control or bidi character U+{ord(found.group()):04X}, which no text field may hold: "
+            f"{_short(value)}")
+
+
+def _check_by_value(values: np.ndarray, check) -> np.ndarray:
+    """check(value) for each distinct value, spread back over the rows (None where it passed)."""
+    codes, uniques = pd.factorize(values)
+    reasons = np.array([check(u) for u in uniques.tolist()] + [None], dtype=object)
+    return reasons[codes]
+
+
 def read_canonical(
     source, *, skip_invalid: bool = False, max_rows: int | None = None, max_bytes: int | None = None
 ) -> tuple[pd.DataFrame, list[Problem]]:
@@ -305,7 +372,7 @@ def read_canonical(
     :class:`CorpusTooLarge` (a CorpusValidationError) is raised before any row
     is validated.
     """
-    data = _without_bom(_read_bytes(source, max_bytes=max_bytes))
+    data = _without_bom(_read_bytes(source, max_bytes=max_bytes, max_rows=max_rows))
     header = _check_header(data, CANONICAL_COLUMNS)
     raw = _parse_table(data, header)
     raw = _drop_blank_rows(raw, CANONICAL_COLUMNS)
@@ -320,10 +387,12 @@ def _stripped(values) -> np.ndarray:
     return stripped[codes]
 
 
-def validate_canonical(raw: pd.DataFrame, *, skip_invalid: bool = False) -> tuple[pd.DataFrame, list[Problem]]:
+def validate_canonical(raw: pd.DataFrame, *, skip_invalid: bool = False, required=REQUIRED_COLUMNS,
+                       what: str = "corpus file") -> tuple[pd.DataFrame, list[Problem]]:
     """Validate string columns (as read from a file) and return typed rows; see read_canonical.
 
-    ``raw`` must hold the canonical columns as strings and a ``line`` column.
+    ``raw`` must hold the canonical columns as strings and a ``line`` column. ``required``: the
+    columns that may not be empty (a prediction's runs need fewer, fits.runtable).
     """
     raw = raw.reset_index(drop=True)
     n = len(raw)
@@ -343,16 +412,21 @@ def validate_canonical(raw: pd.DataFrame, *, skip_invalid: bool = False) -> tupl
         problems.extend(_problems(out, mask, column, reason, values))
         bad |= mask
 
-    for col in REQUIRED_COLUMNS:
+    for col in required:
         flag(~present[col], col, "required value is empty")
 
+    for col in NAME_COLUMNS:
+        reasons = _check_by_value(cells[col], lambda v, col=col: name_problem(v, col) if v else None)
+        flag(reasons != None, col, "{}", _Raw.wrap(reasons))  # noqa: E711 (elementwise)
     for col in TEXT_COLUMNS:
-        text = pd.Series(cells[col], dtype=object)
-        if col in TEXT_LIMITS:
-            flag(text.str.len().to_numpy() > TEXT_LIMITS[col], col,
-                 f"is longer than {TEXT_LIMITS[col]} characters: {{}}", cells[col])
-        flag(text.str.contains("\x00", regex=False).to_numpy(dtype=bool), col,
-             "contains a NUL character (\\x00), which no text field can hold")
+        if col in NAME_COLUMNS:
+            continue
+        limit = TEXT_LIMITS.get(col, SOURCE_LIMIT if col == "source" else None)
+        if limit is not None:
+            flag(pd.Series(cells[col], dtype=object).str.len().to_numpy() > limit, col,
+                 f"is longer than {limit} characters: {{}}", cells[col])
+        reasons = _check_by_value(cells[col], lambda v, prose=col == "source": text_problem(v, prose=prose))
+        flag(reasons != None, col, "{}", _Raw.wrap(reasons))  # noqa: E711 (elementwise)
 
     numbers = {}
     for col in ("params", "tokens", "step", "epochs", "flops", "value"):
@@ -442,7 +516,7 @@ def validate_canonical(raw: pd.DataFrame, *, skip_invalid: bool = False) -> tupl
 
     problems.sort(key=lambda pr: (pr.line, pr.column))
     if problems and not skip_invalid:
-        raise CorpusValidationError(problems)
+        raise CorpusValidationError(problems, what=what)
     result = out[~bad & ~drop].reset_index(drop=True)[list(CANONICAL_COLUMNS) + ["line"]]
     # Counts for reports: every data row read, and the repeats dropped as identical.
     result.attrs["rows_read"] = n
@@ -500,7 +574,8 @@ def read_families(source) -> pd.DataFrame:
     raw = _drop_blank_rows(raw, header).reset_index(drop=True)
     for col in FAMILIES_COLUMNS:
         raw[col] = raw[col].astype(str).str.strip() if col in raw.columns else ""
-    problems = _problems(raw, raw["family"] == "", "family", "required value is empty")
+    reasons = _check_by_value(raw["family"].to_numpy(dtype=object), lambda v: name_problem(v, "family"))
+    problems = _problems(raw, reasons != None, "family", "{}", _Raw.wrap(reasons))  # noqa: E711 (elementwise)
     problems += _problems(raw, (raw["arch"] != "") & ~raw["arch"].isin(ARCHES), "arch",
                           "must be empty or one of " + ", ".join(ARCHES) + "; got {}", raw["arch"])
     dup = raw.duplicated("family", keep="first") & (raw["family"] != "")

@@ -31,6 +31,8 @@ SMALLEST_SENSIBLE_PARAMS = 1e6
 # the compute-optimal split when no reference family is given.
 CHINCHILLA_LAW = {"E": 1.69, "A": 406.4, "alpha": 0.34, "B": 410.7, "beta": 0.28}
 NAIVE_DESIGNS = ("one-large-model", "k-smallest", "five-log-spaced")
+MAX_PARAMS = 2**62  # the largest parameter count the corpus stores (fits.canonical)
+MAX_EPOCHS = 1e4  # passes over the data; the corpus's most repeated runs make 9,000
 
 
 class PlanInputError(ValueError):
@@ -57,7 +59,11 @@ class PlanRequest:
 
     def resolved(self) -> dict:
         """Validated numbers: target tokens and compute, budget, size bounds."""
-        n_t = _positive("target_params", self.target_params)
+        n_t = _positive("target_params", self.target_params, upper=MAX_PARAMS)
+        if self.min_size is None and n_t / 2 < SMALLEST_SENSIBLE_PARAMS:
+            raise PlanInputError("target_params", f"{n_t:.3g} is too small to plan for: the small models are at least "
+                                                  f"{SMALLEST_SENSIBLE_PARAMS:.3g} parameters and at most half the "
+                                                  "target (give min_size to go lower)")
         if self.target_tokens is not None:
             d_t = _positive("target_tokens", self.target_tokens)
         elif self.target_compute is not None:
@@ -68,7 +74,7 @@ class PlanRequest:
         if not (math.isfinite(c_t) and d_t > 0):
             field = "target_tokens" if self.target_tokens is not None else "target_compute"
             raise PlanInputError(field, f"gives a target compute of {c_t:.3g} FLOPs for {n_t:.3g} parameters, "
-                                        "outside what can be computed with")
+                                        "beyond what a floating-point number can hold (about 1.8e308)")
         if self.budget_flops is not None:
             budget = _positive("budget_flops", self.budget_flops)
         elif self.budget_fraction is not None:
@@ -86,7 +92,7 @@ class PlanRequest:
         if lo > hi:
             raise PlanInputError("min_size", f"{lo:.3g} is larger than the largest allowed small model {hi:.3g}")
         k = _whole("max_models", self.max_models, 1, 20)
-        epochs = _positive("max_epochs", self.max_epochs)
+        epochs = _positive("max_epochs", self.max_epochs, upper=MAX_EPOCHS)
         if epochs < 1:
             raise PlanInputError("max_epochs", f"counts passes over the data, at least 1, not {self.max_epochs!r}")
         cheapest = 6 * lo * (MIN_TOKENS_PER_PARAM * lo)
@@ -99,7 +105,7 @@ class PlanRequest:
         return {"n_t": n_t, "d_t": d_t, "c_t": c_t, "budget": budget, "lo": lo, "hi": hi, "k": k, "epochs": epochs}
 
 
-def _positive(name, value) -> float:
+def _positive(name, value, upper: float | None = None) -> float:
     if isinstance(value, bool):  # float(True) is 1.0, but True is no size
         raise PlanInputError(name, f"must be a number, not {value!r}")
     try:
@@ -108,6 +114,8 @@ def _positive(name, value) -> float:
         raise PlanInputError(name, f"must be a number, not {value!r}") from None
     if not math.isfinite(v) or v <= 0:
         raise PlanInputError(name, f"must be positive and finite, not {value!r}")
+    if upper is not None and v > upper:
+        raise PlanInputError(name, f"must be at most {upper:.3g}, not {value!r}")
     return v
 
 

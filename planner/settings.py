@@ -4,6 +4,7 @@ Defaults give the embedded mode (SQLite under ./data, a filesystem broker, DEBUG
 on for local use). ``SCALEPLAN_ENV=production`` turns defaults off: SECRET_KEY and
 ALLOWED_HOSTS must then be set, or the process refuses to start.
 """
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_filters",
     "csp",
+    "axes",
     "planner",
 ]
 
@@ -59,7 +61,36 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# --- Login attempts (django-axes) --------------------------------------------------
+# Every password login (/accounts/login/, the admin's) is counted per username and per client address, each on
+# its own: SCALEPLAN_LOGIN_FAILURE_LIMIT failures lock that user, or that address, out for
+# SCALEPLAN_LOGIN_COOLOFF_MINUTES (429 and a page saying so; the right password does not log in meanwhile).
+# A successful login clears the user's count. Counts live in the database (axes' AccessAttempt, visible and
+# resettable in the admin; `manage.py axes_reset`). API tokens are not passwords and are not counted.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("SCALEPLAN_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("SCALEPLAN_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# A lockout lasts its cool-off from the failure that caused it: attempts during it do not extend it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# The client's address: the socket's, unless SCALEPLAN_PROXY_COUNT proxies in front of gunicorn set
+# X-Forwarded-For (then the address that many hops back); a client cannot choose its address by a header.
+SCALEPLAN_PROXY_COUNT = env.int("SCALEPLAN_PROXY_COUNT", default=0)
+if SCALEPLAN_PROXY_COUNT:
+    AXES_IPWARE_PROXY_COUNT = SCALEPLAN_PROXY_COUNT
+    AXES_IPWARE_PROXY_ORDER = "right-most"
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 
 ROOT_URLCONF = "planner.urls"
 # Logging out (a POST) lands on the home page.
@@ -115,17 +146,30 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# Redis, when set: the Celery broker (below) and the throttle counts' store.
+REDIS_URL = env.str("REDIS_URL", default="")
 CACHES = {
     # Per process, as Django's default (nothing shared is kept here: throttles use "throttle").
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    # DRF's throttle counts (planner.api.throttling), shared by every web process of the host, and by
-    # other hosts through the shared DATA_DIR, so a user's limit does not grow with WEB_CONCURRENCY.
+    # Throttle counts (planner.api.throttling), shared by every web process, so a user's limit does not grow
+    # with WEB_CONCURRENCY. Redis (set below) when REDIS_URL is set: atomic increments across processes and
+    # hosts. Without Redis, files under DATA_DIR, shared by the processes of a host (and other hosts through a
+    # shared DATA_DIR), whose increments are not atomic: under concurrency a few requests may pass the limit.
     "throttle": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
                  "LOCATION": str(DATA_DIR / "throttle")},
     # Fitted laws of the corpus browser (planner.laws.services), shared by the web processes of one host;
     # keys change when a family's data does, so entries never go stale.
     "laws": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(DATA_DIR / "cache")},
 }
+
+if REDIS_URL:
+    CACHES["throttle"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "scaleplan-throttle",
+        # A Redis that stops answering must not hang a request: the throttle then lets it through (logged).
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
 
 # Uploads (corpus CSVs) are streamed to disk above this size.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
@@ -137,7 +181,9 @@ FILE_UPLOAD_HANDLERS = [
 ]
 # Largest corpus upload accepted through the API or admin (bytes, compressed as sent).
 SCALEPLAN_MAX_UPLOAD_BYTES = env.int("SCALEPLAN_MAX_UPLOAD_BYTES", default=100 * 1024 * 1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Largest request body that is not a file upload (JSON, form fields), refused with 413 naming the limit
+# (planner.corpus.uploads.UploadLimitMiddleware from Content-Length, Django's RequestDataTooBig otherwise).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("SCALEPLAN_MAX_BODY_BYTES", default=10 * 1024 * 1024)
 # Limits on a corpus file from a user (API, admin, prediction form), checked before it is parsed:
 # its rows, and its size once decompressed (a gzip bomb is refused in constant memory). The
 # reference corpus is 199,500 rows and 42 MB; the defaults leave five times that.
@@ -152,10 +198,17 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=60 * 60)
 # hard limit plus this margin (planner.jobs.services): by then the first run cannot be alive.
 # The margin covers clock differences between hosts and the time a kill takes.
 SCALEPLAN_STALE_MARGIN = env.int("SCALEPLAN_STALE_MARGIN", default=60)
+# A running task records a heartbeat on its job row this often (planner.jobs.heartbeat); a job without one
+# for SCALEPLAN_STALLED_AFTER seconds is shown as stalled and taken over by the recovery. A task that cannot
+# record one for SCALEPLAN_STALLED_AFTER - SCALEPLAN_HEARTBEAT_SECONDS stops itself first, so a job never
+# runs twice at once.
+SCALEPLAN_HEARTBEAT_SECONDS = env.int("SCALEPLAN_HEARTBEAT_SECONDS", default=15)
+SCALEPLAN_STALLED_AFTER = env.int("SCALEPLAN_STALLED_AFTER", default=60)
+if SCALEPLAN_STALLED_AFTER < 3 * SCALEPLAN_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured("SCALEPLAN_STALLED_AFTER must be at least 3 x SCALEPLAN_HEARTBEAT_SECONDS")
 
 # Embedded default: no Redis needed; kombu's filesystem transport under DATA_DIR.
 # With REDIS_URL (or CELERY_BROKER_URL) set, Redis is the broker.
-REDIS_URL = env.str("REDIS_URL", default="")
 _fs_broker = DATA_DIR / "broker"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
@@ -232,7 +285,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "planner.api.renderers.BrowsableAPIRenderer"],
     # JSON bodies; the upload endpoints (imports, predictions) add multipart themselves.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["planner.api.parsers.JSONParser"],
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "planner.api.schema.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],

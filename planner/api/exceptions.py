@@ -12,6 +12,7 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, JsonResponse
 from django.views import csrf, defaults
 from django.views.decorators.csrf import csrf_exempt
@@ -77,6 +78,13 @@ def exception_handler(exc, context):
         exc.extra = {"retry_after_seconds": retry_after}
     elif isinstance(exc, JobError):
         exc = Conflict(detail=str(exc))
+
+    # Django's request limits, raised while DRF parses the body: 413 naming the limit, 400.
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge(detail=(f"The request body is too large; the limit for a request that is not a file "
+                                      f"upload (multipart/form-data) is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."))
+    elif isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
+        exc = exceptions.ParseError(detail=str(exc))
 
     # Django's own exceptions, as DRF would convert them, so their code is kept.
     if isinstance(exc, Http404):

@@ -6,7 +6,10 @@ Access:
   notebooks and CI scripts should be able to read it without managing tokens.
 - Writes need a token (``Authorization: Token <key>``; ``manage.py
   drf_create_token USER``). Imports change the shared corpus and are for staff,
-  as in the admin; any authenticated user may ask for a stats refresh.
+  as in the admin; so are stats refreshes (each import refreshes the statistics it
+  touched, so only a curator has a reason to ask; a refresh costs a worker seconds),
+  and they are coalesced: a refresh of families already queued or running answers
+  with that job.
 - Jobs are private (planner.jobs.api).
 
 Long work answers 202 with the job and a Location header to poll.
@@ -82,6 +85,7 @@ class ObservationList(generics.ListAPIView):
 
 class ImportCreate(APIView):
     permission_classes = [permissions.IsAuthenticated, IsStaff]
+    staff_only = "import corpus files"
     parser_classes = [MultiPartParser, FormParser]
     throttle_classes = [CreationRateThrottle]
     throttle_scope = "uploads"
@@ -116,12 +120,15 @@ class ImportCreate(APIView):
 
 
 class StatsRefresh(APIView):
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [permissions.IsAuthenticated, IsStaff]
+    staff_only = "refresh the corpus statistics (imports refresh the families they touch)"
 
     @extend_schema(
-        summary="Recompute family summary statistics as a job",
+        summary="Recompute family summary statistics as a job (staff)",
+        description="Coalesced: while a refresh of the same families (or of all) is queued or running, the answer "
+                    "is that job (202, its Location) and no second one is started.",
         request=s.StatsRefreshRequestSerializer,
-        responses={202: js.JobSerializer, **errors(400, 401, 503)},
+        responses={202: js.JobSerializer, **errors(400, 401, 403, 503)},
     )
     def post(self, request):
         form = s.StatsRefreshRequestSerializer(data=request.data)

@@ -6,7 +6,32 @@ Observation per CSV row. Columns that the format allows to vary per row
 export -> import is lossless; what the format fixes per run (family, arch,
 params) lives on Run.
 """
+from django.core.exceptions import ValidationError
 from django.db import models
+
+from fits import name_problem, text_problem
+
+
+# The canonical format's one rule for names (fits.name_problem), for every entrance that is not a file:
+# the admin's forms, and anything else that runs model validation.
+def validate_family_name(value):
+    if reason := name_problem(value, "family"):
+        raise ValidationError(f"Family name {reason}.", code="invalid_name")
+
+
+def validate_model_name(value):
+    if reason := name_problem(value, "model"):
+        raise ValidationError(f"Model name {reason}.", code="invalid_name")
+
+
+def validate_text(value):
+    if reason := text_problem(value):
+        raise ValidationError(f"The text {reason}.", code="invalid_text")
+
+
+def validate_prose(value):
+    if reason := text_problem(value, prose=True):
+        raise ValidationError(f"The text {reason}.", code="invalid_text")
 
 
 class Arch(models.TextChoices):
@@ -27,12 +52,12 @@ class Split(models.TextChoices):
 class Family(models.Model):
     """Runs sharing architecture, data and recipe, differing in size, tokens or seed."""
 
-    name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200, unique=True, validators=[validate_family_name])
     arch = models.CharField(max_length=16, choices=Arch.choices, blank=True)
-    dataset = models.CharField(max_length=500, blank=True)
-    source = models.TextField(blank=True)
+    dataset = models.CharField(max_length=500, blank=True, validators=[validate_text])
+    source = models.TextField(blank=True, validators=[validate_prose])
     primary_metric = models.CharField(
-        max_length=200, blank=True, help_text="The loss metric used for fitting."
+        max_length=200, blank=True, help_text="The loss metric used for fitting.", validators=[validate_text]
     )
     notes = models.TextField(blank=True)
     excluded_from_fitting = models.BooleanField(
@@ -57,8 +82,8 @@ class Run(models.Model):
     """One trained model (the CSV's ``model`` + ``seed``)."""
 
     family = models.ForeignKey(Family, on_delete=models.CASCADE, related_name="runs")
-    name = models.CharField(max_length=200)
-    seed = models.CharField(max_length=64, blank=True, default="")
+    name = models.CharField(max_length=200, validators=[validate_model_name])
+    seed = models.CharField(max_length=64, blank=True, default="", validators=[validate_text])
     arch = models.CharField(max_length=16, choices=Arch.choices)
     params = models.BigIntegerField(help_text="Parameter count N (MoE: active per token).")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -80,14 +105,14 @@ class Observation(models.Model):
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="observations")
     tokens = models.FloatField(help_text="Tokens seen at this checkpoint (D > 0).")
-    metric = models.CharField(max_length=200)
+    metric = models.CharField(max_length=200, validators=[validate_text])
     value = models.FloatField()
     step = models.BigIntegerField(null=True, blank=True)
     epochs = models.FloatField(null=True, blank=True)
     flops = models.FloatField(null=True, blank=True, help_text="As reported; empty means 6*N*D.")
     split = models.CharField(max_length=16, choices=Split.choices, blank=True, default="")
-    dataset = models.CharField(max_length=500, blank=True, default="")
-    source = models.TextField(blank=True, default="")
+    dataset = models.CharField(max_length=500, blank=True, default="", validators=[validate_text])
+    source = models.TextField(blank=True, default="", validators=[validate_prose])
 
     class Meta:
         ordering = ["run", "metric", "tokens"]

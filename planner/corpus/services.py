@@ -6,6 +6,7 @@ and the enqueue helpers are what views and management commands call.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import uuid
 from pathlib import Path
@@ -61,9 +62,14 @@ def upload_check_header(*, upload: UploadedFile) -> None:
 
 
 def corpus_stats_enqueue(*, family_names=None, created_by=None) -> Job:
-    """Queue a stats refresh for the named families (all when None)."""
+    """Queue a stats refresh for the named families (all when None).
+
+    Coalesced: while a refresh of the same families is queued or running, that job is returned instead
+    (``job.coalesced``), so repeated requests cost one refresh (jobs.services.job_create's ``scope``).
+    """
     names = sorted(set(family_names)) if family_names is not None else None
-    return job_create(kind=Job.Kind.CORPUS_STATS, input={"families": names}, created_by=created_by)
+    scope = "all" if names is None else "families:" + hashlib.sha256("\x1f".join(names).encode()).hexdigest()[:40]
+    return job_create(kind=Job.Kind.CORPUS_STATS, input={"families": names}, created_by=created_by, scope=scope)
 
 
 def corpus_import_enqueue(*, upload: UploadedFile, skip_invalid=False, replace=False, created_by=None) -> Job:

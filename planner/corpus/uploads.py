@@ -1,17 +1,22 @@
-"""The upload size limit, enforced before a request body is read into memory or onto disk.
+"""Request size limits, enforced before a request body is read into memory or onto disk.
 
-Two guards, both for SCALEPLAN_MAX_UPLOAD_BYTES (the largest file any form or API accepts):
+Every endpoint, API or page, answers 413 naming the limit:
 
 - ``UploadLimitMiddleware`` answers 413 from the Content-Length alone, before any
-  view touches the body (so a 10 GB POST costs nothing but the refusal);
+  view touches the body (so a 10 GB POST costs nothing but the refusal): a multipart
+  body (a file upload) may carry SCALEPLAN_MAX_UPLOAD_BYTES, any other body (JSON, a
+  form) DATA_UPLOAD_MAX_MEMORY_SIZE (SCALEPLAN_MAX_BODY_BYTES, 10 MiB);
 - ``LimitedUploadHandler`` (first in FILE_UPLOAD_HANDLERS) counts the file bytes as
   Django's multipart parser streams them, and stops at the limit, for bodies whose
-  length is not declared (chunked) or is wrong.
+  length is not declared (chunked) or is wrong;
+- Django's own RequestDataTooBig (the non-file fields of a multipart body over
+  DATA_UPLOAD_MAX_MEMORY_SIZE) becomes the same 413, here for pages and in
+  planner.api.exceptions for the API.
 
-Non-file form fields and JSON bodies are bounded by Django's DATA_UPLOAD_MAX_MEMORY_SIZE.
-Decompressed size and row count are checked later, by the reader (fits.canonical).
+Decompressed size and row count are checked later, while the file is read (fits.canonical).
 """
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadhandler import FileUploadHandler
 from django.shortcuts import render
 
@@ -37,6 +42,13 @@ def _limit_message(what):
     return f"{what}; the upload limit is {settings.SCALEPLAN_MAX_UPLOAD_BYTES} bytes."
 
 
+def body_limit_message(length=None):
+    """413's message for a body that is not a file upload."""
+    what = f"The request body is {length} bytes" if length is not None else "The request body is too large"
+    return (f"{what}; the limit for a request that is not a file upload (multipart/form-data) is "
+            f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+
+
 class UploadLimitMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -48,11 +60,17 @@ class UploadLimitMiddleware:
             length = 0
         if length > settings.SCALEPLAN_MAX_UPLOAD_BYTES + MULTIPART_ALLOWANCE:
             return too_large_response(request, _limit_message(f"The request is {length} bytes"))
+        multipart = request.META.get("CONTENT_TYPE", "").lower().startswith("multipart/")
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if not multipart and limit is not None and length > limit:
+            return too_large_response(request, body_limit_message(length))
         return self.get_response(request)
 
     def process_exception(self, request, exception):
         if isinstance(exception, UploadTooLarge):
             return too_large_response(request, str(exception.detail))
+        if isinstance(exception, RequestDataTooBig):
+            return too_large_response(request, body_limit_message())
         return None
 
 

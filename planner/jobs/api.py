@@ -1,6 +1,7 @@
 """REST API v1 for jobs: a user lists and reads their own jobs, staff see all; queued or running jobs can be cancelled.
 
-Anonymous requests get 401, another user's job 403. Errors: one shape for all, see planner.api.exceptions.
+Anonymous requests get 401; another user's job is a 404, exactly like a missing one. Errors: one shape for all,
+see planner.api.exceptions.
 """
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, permissions
@@ -19,14 +20,15 @@ class JobQuerysetMixin:
     permission_classes = [permissions.IsAuthenticated, IsJobOwnerOrStaff]
     queryset = Job.objects.select_related("created_by")
 
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
+            return super().get_queryset().none()
+        return super().get_queryset().visible_to(self.request.user)
+
 
 class JobList(JobQuerysetMixin, generics.ListAPIView):
     pagination_class = Pagination
     filterset_class = JobFilter
-
-    def get_queryset(self):
-        qs = super().get_queryset()
-        return qs if self.request.user.is_staff else qs.filter(created_by=self.request.user)
 
     @extend_schema(summary="List your jobs (staff: all jobs)", responses={200: s.JobSerializer, **errors(401)})
     def get(self, request, *args, **kwargs):
@@ -34,7 +36,7 @@ class JobList(JobQuerysetMixin, generics.ListAPIView):
 
 
 class JobDetail(JobQuerysetMixin, generics.RetrieveAPIView):
-    @extend_schema(summary="One job: status, progress, result", responses={200: s.JobSerializer, **errors(401, 403, 404)})
+    @extend_schema(summary="One job: status, progress, result", responses={200: s.JobSerializer, **errors(401, 404)})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -43,7 +45,7 @@ class JobCancel(JobQuerysetMixin, generics.GenericAPIView):
     @extend_schema(
         summary="Cancel a queued or running job",
         request=None,
-        responses={200: s.JobSerializer, **errors(401, 403, 404, 409)},
+        responses={200: s.JobSerializer, **errors(401, 404, 409)},
     )
     def post(self, request, *args, **kwargs):
         job = job_cancel(job=self.get_object())

@@ -3,8 +3,19 @@ from django.conf import settings
 from django.db import models
 
 
+class JobQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """The jobs ``user`` may see: staff all, others their own. Another user's job is then a 404, exactly
+        like a missing one, so ids cannot be probed (a 403 would tell that the id exists)."""
+        if not user.is_authenticated:
+            return self.none()
+        return self if user.is_staff else self.filter(created_by=user)
+
+
 class Job(models.Model):
     """Long work. This row, not Celery's result backend, is the truth."""
+
+    objects = JobQuerySet.as_manager()
 
     class Kind(models.TextChoices):
         CORPUS_STATS = "corpus_stats", "recompute corpus statistics"
@@ -36,6 +47,12 @@ class Job(models.Model):
     )
     worker = models.CharField(max_length=200, blank=True, default="", help_text="Who claimed it.")
     attempts = models.PositiveIntegerField(default=0)
+    # The running task's last sign of life, by the database's clock (planner.jobs.heartbeat); a running job
+    # without one for SCALEPLAN_STALLED_AFTER seconds has lost its worker and is taken over.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # What a job of a coalescing kind covers (a stats refresh: its families): one such job queued or running
+    # per (kind, scope), so a second request gets the job already in flight (job_create).
+    scope = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -46,6 +63,10 @@ class Job(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(progress__gte=0) & models.Q(progress__lte=1), name="job_progress_0_1"
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "scope"], condition=models.Q(status__in=["queued", "running"]) & ~models.Q(scope=""),
+                name="job_one_in_flight_per_scope",
             ),
         ]
 

@@ -15,9 +15,11 @@ once, the finalising stage is claimed), so sending one again that was not lost
 costs one delivery that does nothing. `jobs_recover` sends again:
 
 - queued jobs untouched for SCALEPLAN_RESEND_AFTER seconds: their run_job;
-- running jobs that are stale (started longer ago than the hard time limit plus
-  the margin, planner.jobs.services) and untouched for as long: run_job, which takes the
-  job over, or fails it once its worker was lost MAX_ATTEMPTS times;
+- running jobs whose worker is gone: no heartbeat (planner.jobs.heartbeat) for
+  SCALEPLAN_STALLED_AFTER seconds and none sent for as long - or, for jobs without
+  heartbeats, started longer ago than the hard time limit plus the margin and untouched
+  for SCALEPLAN_RESEND_AFTER: run_job, which takes the job over, or fails it once its
+  worker was lost MAX_ATTEMPTS times;
 - handed-off sweeps whose stage stalled (planner.errormodels.services): the missing
   families' tasks, or the finaliser.
 
@@ -33,13 +35,14 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from ..errormodels.services import sweep_resend, sweep_stalled_stage
 from .dispatch import job_send, same_queue
 from .models import Job
-from .services import stale_before
+from .services import stale_before, stalled_for
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,11 @@ def jobs_recover() -> dict:
     stale = stale_before()
     report = {"queued": [], "running": [], "sweeps": {}, "send_failed": []}
     queued = Job.objects.filter(status=Job.Status.QUEUED, updated_at__lt=untouched_since)
-    running = Job.objects.filter(status=Job.Status.RUNNING, started_at__lt=stale, updated_at__lt=untouched_since)
+    running = Job.objects.filter(
+        Q(heartbeat_at__lt=now - stalled_for(), updated_at__lt=now - stalled_for())
+        | Q(heartbeat_at__isnull=True, started_at__lt=stale, updated_at__lt=untouched_since),
+        status=Job.Status.RUNNING,
+    )
     for job in [*queued.order_by("pk"), *running.order_by("pk")]:
         stage = sweep_stalled_stage(job=job) if job.status == Job.Status.RUNNING else None
         handed_off = job.kind == Job.Kind.SWEEP and (job.result or {}).get("stage") is not None

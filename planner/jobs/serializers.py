@@ -2,6 +2,7 @@
 from django.urls import reverse
 from rest_framework import serializers
 
+from .heartbeat import job_stall
 from .models import Job
 
 
@@ -21,17 +22,28 @@ class JobSerializer(serializers.ModelSerializer):
     input = serializers.SerializerMethodField()
     created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
     cancel_url = serializers.SerializerMethodField()
+    stalled = serializers.SerializerMethodField(
+        help_text="Set while a running job's worker is gone (no heartbeat for SCALEPLAN_STALLED_AFTER seconds): "
+                  "since when, when the recovery will retry it, and a message saying so.")
 
     class Meta:
         model = Job
         fields = [
             "id", "url", "kind", "status", "progress", "message", "input", "result", "error",
-            "created_by", "attempts", "created_at", "started_at", "finished_at", "cancel_url",
+            "created_by", "attempts", "created_at", "started_at", "heartbeat_at", "stalled", "finished_at",
+            "cancel_url",
         ]
         read_only_fields = fields
 
     def get_input(self, job) -> dict:
         return {k: v for k, v in (job.input or {}).items() if k in _PUBLIC_INPUT_KEYS}
+
+    def get_stalled(self, job) -> dict | None:
+        stall = job_stall(job)
+        if stall is None:
+            return None
+        return {"since": stall["since"].isoformat(), "retry_at": stall["retry_at"].isoformat(),
+                "message": stall["message"]}
 
     def get_cancel_url(self, job) -> str | None:
         if job.is_finished:

@@ -47,7 +47,7 @@ class PlanListCreate(generics.ListAPIView):
         qs = Job.objects.filter(kind=Job.Kind.PLAN).select_related("created_by")
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user
             return qs.none()
-        return qs if self.request.user.is_staff else qs.filter(created_by=self.request.user)
+        return qs.visible_to(self.request.user)
 
     @extend_schema(summary="List your plans (staff: all plans)", responses={200: sp.PlanJobSerializer, **errors(401)})
     def get(self, request, *args, **kwargs):
@@ -87,9 +87,14 @@ class PlanDetail(generics.RetrieveAPIView):
     permission_classes = [permissions.IsAuthenticated, IsJobOwnerOrStaff]
     queryset = Job.objects.filter(kind=Job.Kind.PLAN).select_related("created_by")
 
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
+            return self.queryset.none()
+        return self.queryset.visible_to(self.request.user)  # another user's: 404, like a missing one
+
     @extend_schema(
         summary="One plan job: status, progress and, once succeeded, the plan",
-        responses={200: sp.PlanJobSerializer, **errors(401, 403, 404)},
+        responses={200: sp.PlanJobSerializer, **errors(401, 404)},
         examples=[OpenApiExample("Succeeded", response_only=True, value={
             "id": 12, "kind": "plan", "status": "succeeded", "progress": 1.0, "input": PLAN_REQUEST_EXAMPLE,
             "result": PLAN_RESULT_EXAMPLE, "page_url": "https://scaleplan.example/plans/12/"})],

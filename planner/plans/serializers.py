@@ -13,6 +13,8 @@ from ..jobs.serializers import JobSerializer
 
 class PositiveFloatField(serializers.FloatField):
     def to_internal_value(self, data):
+        if isinstance(data, bool):  # float(True) is 1.0, but true is no size
+            self.fail("invalid")
         value = super().to_internal_value(data)
         if not math.isfinite(value) or value <= 0:
             raise serializers.ValidationError("Must be a positive, finite number.")
@@ -35,8 +37,9 @@ class PlanRequestSerializer(serializers.Serializer):
     max_size = _optional("Largest small model to consider (parameters; below the target).")
     max_models = serializers.IntegerField(required=False, default=8, min_value=1, max_value=20,
                                           help_text="At most this many small models.")
-    max_epochs = serializers.FloatField(required=False, default=1.0, min_value=1.0,
-                                        help_text="Passes over the data the target will make (> 1: repeated data).")
+    max_epochs = serializers.FloatField(required=False, default=1.0, min_value=1.0, max_value=1e4,
+                                        help_text="Passes over the data the target will make (> 1: repeated data; "
+                                                  "at most 10,000).")
 
     def validate(self, data):
         try:

@@ -6,7 +6,6 @@ unguessable URLs and a way to keep anonymous users from filling the queue; an
 account costs a team nothing (admin or `createsuperuser`), so the form asks for one.
 """
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_safe
@@ -15,6 +14,7 @@ from fits import ARE_CAP
 
 from ..api.throttling import form_throttle, throttled_response
 from ..errormodels.services import error_model_active
+from ..jobs.heartbeat import job_stall
 from ..jobs.models import Job
 from ..jobs.services import JobEnqueueError
 from .forms import PlanForm
@@ -49,10 +49,9 @@ def plan_new(request):
 
 
 def _own_plan(request, pk) -> Job:
-    job = get_object_or_404(Job.objects.select_related("created_by"), pk=pk, kind=Job.Kind.PLAN)
-    if not (request.user.is_staff or job.created_by_id == request.user.pk):
-        raise PermissionDenied("This plan belongs to another user.")
-    return job
+    # Another user's plan is a 404, exactly like a missing one: ids cannot be probed.
+    return get_object_or_404(Job.objects.visible_to(request.user).select_related("created_by"), pk=pk,
+                             kind=Job.Kind.PLAN)
 
 
 def _g(x) -> str:
@@ -117,6 +116,7 @@ def plan_page(request, pk):
         "job": job,
         "percent": round(job.progress * 100),
         "refresh": not job.is_finished,
+        "stall": job_stall(job),
         "request_fields": [(k, _request_value(job.input[k])) for k in REQUEST_FIELDS if k in job.input],
         "plan": _summary(job.result) if succeeded else None,
     }

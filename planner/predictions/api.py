@@ -6,7 +6,7 @@ creator and to staff only.
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,6 +14,7 @@ from fits import CorpusTooLarge, CorpusValidationError
 
 from ..api.base import errors
 from ..api.exceptions import CorpusRejected, PayloadTooLarge
+from ..api.parsers import JSONParser
 from ..api.permissions import IsJobOwnerOrStaff
 from ..api.throttling import CreationRateThrottle
 from ..jobs.models import Job
@@ -41,7 +42,7 @@ RESULT_EXAMPLE = {
 
 
 def _invalid(exc: PredictionInputError):
-    return ValidationError({exc.field: [str(exc)]})
+    return ValidationError({exc.field: exc.messages})
 
 
 class PredictionCreate(APIView):
@@ -54,8 +55,10 @@ class PredictionCreate(APIView):
         summary="Predict a target's loss from your own small runs (a job)",
         description=(
             "Either a JSON body with `runs` (one item per checkpoint: model, params, tokens, value, optional "
-            "seed and epochs), or a multipart upload of a canonical corpus CSV(.gz) in `file` holding one "
-            "family (its primary metric is fitted unless `metric` names another). With the target's "
+            "seed, epochs and run_tokens), or a multipart upload of a CSV(.gz) of runs in `file` (the canonical "
+            "columns, of which only model, params, tokens and value are required, plus run_tokens) holding one "
+            "family (its primary metric is fitted unless `metric` names another). Runs follow the importer's "
+            "value rules (names, ranges, epochs >= 0, one params per run, no conflicting duplicates). With the target's "
             "`target_params`, `target_tokens` (a number, or a list for a curve) and `coverage` (default 0.8). "
             "Answers 202 with the job; poll its URL (Location) until `status` is succeeded: `result` then "
             "holds the prediction, its interval, the fitted law and diagnostics. Bad input: 400 naming "
@@ -81,7 +84,7 @@ class PredictionCreate(APIView):
             form.is_valid(raise_exception=True)
             upload = form.validated_data["file"]
             try:
-                runs, source = prediction_runs_from_csv(data=upload.read(), metric=form.validated_data["metric"])
+                runs, source = prediction_runs_from_csv(source=upload, metric=form.validated_data["metric"])
             except CorpusTooLarge as exc:
                 raise PayloadTooLarge(str(exc.problems[0])) from exc
             except CorpusValidationError as exc:
@@ -111,9 +114,14 @@ class PredictionDetail(generics.RetrieveAPIView):
     permission_classes = [permissions.IsAuthenticated, IsJobOwnerOrStaff]
     queryset = Job.objects.filter(kind=Job.Kind.PREDICTION).select_related("created_by")
 
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
+            return self.queryset.none()
+        return self.queryset.visible_to(self.request.user)  # another user's: 404, like a missing one
+
     @extend_schema(
         summary="One prediction job: status, progress and, once succeeded, the result",
-        responses={200: sp.PredictionJobSerializer, **errors(401, 403, 404)},
+        responses={200: sp.PredictionJobSerializer, **errors(401, 404)},
         examples=[OpenApiExample("Succeeded", response_only=True, value={
             "id": 7, "kind": "prediction", "status": "succeeded", "progress": 1.0, "message": "done",
             "result": RESULT_EXAMPLE,

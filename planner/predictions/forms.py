@@ -12,7 +12,8 @@ MAX_PROBLEMS_SHOWN = 20
 class PredictionForm(forms.Form):
     csv_text = forms.CharField(
         label="Paste CSV", required=False, widget=forms.Textarea(attrs={"rows": 8, "cols": 80, "spellcheck": "false"}),
-        help_text="Canonical corpus CSV with its header line, one family's runs.",
+        help_text="CSV with its header line, one family's runs: model, params, tokens, value (the other "
+                  "canonical columns and run_tokens optional).",
     )
     file = forms.FileField(label="or upload a CSV(.gz)", required=False)
     metric = forms.CharField(
@@ -46,9 +47,9 @@ class PredictionForm(forms.Form):
         if bool(text) == bool(upload):
             raise forms.ValidationError("Paste the CSV or upload a file (one of the two).")
         source_field = "csv_text" if text else "file"
-        data = text.encode() if text else upload.read()
         try:
-            runs, source = prediction_runs_from_csv(data=data, metric=cleaned.get("metric") or None)
+            runs, source = prediction_runs_from_csv(source=text.encode() if text else upload,
+                                                    metric=cleaned.get("metric") or None)
         except CorpusValidationError as exc:
             shown = [str(p) for p in exc.problems[:MAX_PROBLEMS_SHOWN]]
             if len(exc.problems) > MAX_PROBLEMS_SHOWN:

@@ -20,6 +20,8 @@ def _positive(value):
 
 class PositiveFloatField(serializers.FloatField):
     def to_internal_value(self, data):
+        if isinstance(data, bool):  # float(True) is 1.0, but true is no count
+            self.fail("invalid")
         return _positive(super().to_internal_value(data))
 
 
@@ -76,6 +78,8 @@ class PredictionRunSerializer(serializers.Serializer):
     value = PositiveFloatField(help_text="Loss at this checkpoint.")
     seed = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
     epochs = serializers.FloatField(required=False, allow_null=True, help_text="Passes over the data, if repeated.")
+    run_tokens = serializers.FloatField(required=False, allow_null=True,
+                                        help_text="The run's planned final tokens, for a run still training.")
 
 
 class PredictionTargetSerializer(serializers.Serializer):
@@ -97,7 +101,8 @@ class PredictionJsonRequestSerializer(PredictionTargetSerializer):
 
 class PredictionUploadRequestSerializer(SingleValuedFormMixin, PredictionTargetSerializer):
     repeatable = ("target_tokens",)  # one value each for a curve
-    file = serializers.FileField(help_text="Canonical corpus CSV(.gz) holding one family's runs.")
+    file = serializers.FileField(help_text="CSV(.gz) of one family's runs: model, params, tokens, value (the other "
+                                           "canonical columns and run_tokens optional).")
     metric = serializers.CharField(
         required=False, allow_blank=True, default="",
         help_text="Metric to fit; default: the family's primary metric by the canonical rule.",

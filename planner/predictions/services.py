@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from fits import (
     DEFAULT_POLICY,
     MIN_SIZES,
     CheckpointPolicy,
+    CorpusValidationError,
     FitInputError,
     FitResult,
     choose_primary_metric,
@@ -26,11 +28,11 @@ from fits import (
     fit_figure,
     json_safe,
     prepare_train,
-    read_canonical,
+    read_run_table,
     run_key,
+    validate_run_table,
 )
 
-from ..corpus.importing import upload_limits
 from ..errormodels.services import error_model_loaded
 from ..jobs.models import Job
 from ..jobs.services import JobFailure, job_create
@@ -48,38 +50,60 @@ OUTLIER_FACTOR = 3.0
 # better than that would make every run look like an outlier.
 OUTLIER_FLOOR = 1e-3
 EXPONENT_RANGE = (0.05, 1.0)
+# An interval whose upper bound is more than this many times its lower one says little (wide_interval);
+# targets this many times the runs' largest tokens are a long extrapolation in data (large_token_extrapolation).
+WIDE_INTERVAL_RATIO = 10.0
+MAX_TOKEN_SCALE_UP = 100.0
+# Run parameter counts are 64-bit integers in the store (fits.canonical); no target is larger either.
+MAX_PARAMS = 2**62
 
 RESULT_VERSION = 1
-RUN_FIELDS = ("model", "params", "tokens", "value", "seed", "epochs")
+RUN_FIELDS = ("model", "params", "tokens", "value", "seed", "epochs", "run_tokens")
+# A runs file is read by a web process: at most this many lines (four metrics of MAX_PREDICTION_ROWS) and
+# bytes once decompressed (the whole reference corpus, 200k rows, is 42 MB), refused while it is read.
+MAX_PREDICTION_FILE_LINES = 4 * MAX_PREDICTION_ROWS
+MAX_PREDICTION_FILE_BYTES = 64 * 1024 * 1024
 
 
 class PredictionInputError(ValueError):
-    """Input the fitter cannot use. ``field`` names the input field at fault."""
+    """Input the fitter cannot use. ``field`` names the input field at fault; ``messages``, when
+    several, the problems one by one (a list of runs)."""
 
-    def __init__(self, message: str, *, field: str = "runs"):
+    def __init__(self, message: str, *, field: str = "runs", messages: list[str] | None = None):
         super().__init__(message)
         self.field = field
+        self.messages = messages or [message]
 
 
 # --- input ---------------------------------------------------------------------
 
 
-def prediction_runs_from_csv(*, data: bytes, metric: str | None = None) -> tuple[list[dict], dict]:
-    """The runs of a canonical CSV(.gz) upload, one family and one metric.
+def prediction_file_limits() -> dict:
+    """Limits on a runs file from a user, checked while it is read (before it is parsed): lines and bytes."""
+    from django.conf import settings
 
-    Returns ``(runs, about)`` where ``about`` says which family and metric were
-    used. Raises fits.canonical.CorpusValidationError (line, column, reason) for
-    a file that breaks the format (CorpusTooLarge over the upload limits), PredictionInputError for one that cannot be
-    used for a prediction (several families, an unknown metric).
+    return {"max_rows": min(settings.SCALEPLAN_MAX_IMPORT_ROWS, MAX_PREDICTION_FILE_LINES),
+            "max_bytes": min(settings.SCALEPLAN_MAX_DECOMPRESSED_BYTES, MAX_PREDICTION_FILE_BYTES)}
+
+
+def prediction_runs_from_csv(*, source, metric: str | None = None) -> tuple[list[dict], dict]:
+    """The runs of a CSV(.gz) upload (a file object or bytes): one family, one metric.
+
+    The columns of ../shared/CORPUS_FORMAT.md "Runs for a prediction" (model, params, tokens, value;
+    the other canonical columns and run_tokens optional), validated by the importer's rules
+    (fits.read_run_table). Returns ``(runs, about)`` where ``about`` says which family and metric were
+    used. Raises fits.CorpusValidationError (line, column, reason; CorpusTooLarge over the limits, while
+    the file is read), PredictionInputError for one that cannot be used for a prediction (several
+    families, an unknown metric).
     """
-    frame, _ = read_canonical(io.BytesIO(data), **upload_limits())
+    frame = read_run_table(io.BytesIO(source) if isinstance(source, bytes) else source, **prediction_file_limits())
     if frame.empty:
         raise PredictionInputError("The file has no data rows.", field="file")
     families = sorted(frame["family"].unique())
     if len(families) > 1:
         raise PredictionInputError(
-            f"The file holds {len(families)} families ({', '.join(families)}); a prediction uses one family's "
-            "runs: upload one family at a time.",
+            f"The file holds {len(families)} families ({', '.join(families)}); a prediction "
+            "uses one family's runs: upload one family at a time.",
             field="file",
         )
     metrics = sorted(frame["metric"].unique())
@@ -88,6 +112,8 @@ def prediction_runs_from_csv(*, data: bytes, metric: str | None = None) -> tuple
             raise PredictionInputError(
                 f"The file has no rows of metric {metric!r}; it has {', '.join(metrics)}.", field="metric"
             )
+    elif metrics == [""]:
+        metric = ""  # no metric column (or none named): every row is the loss to fit
     else:
         metric = choose_primary_metric(frame)
         if not metric:
@@ -106,19 +132,32 @@ def prediction_runs_from_csv(*, data: bytes, metric: str | None = None) -> tuple
             "value": float(value),
             "seed": seed,
             **({"epochs": float(epochs)} if not math.isnan(epochs) else {}),
+            **({"run_tokens": float(run_tokens)} if not math.isnan(run_tokens) else {}),
         }
-        for model, params, tokens, value, seed, epochs in zip(
-            rows["model"], rows["params"], rows["tokens"], rows["value"], rows["seed"], rows["epochs"]
+        for model, params, tokens, value, seed, epochs, run_tokens in zip(
+            rows["model"], rows["params"], rows["tokens"], rows["value"], rows["seed"], rows["epochs"],
+            rows["run_tokens"],
         )
     ]
     return runs, {"family": families[0], "metric": metric}
 
 
+def runs_problems_message(error: CorpusValidationError, *, shown: int = 20) -> list[str]:
+    """The problems of runs given as a list (JSON), each as ``runs[i].field: reason``."""
+    # The importer's reasons point to other rows by their file line; here a row is its list index.
+    lines = [f"runs[{p.line}].{p.column}: " + re.sub(r"\bline (\d+)", r"runs[\1]", p.reason)
+             for p in error.problems[:shown]]
+    if len(error.problems) > shown:
+        lines.append(f"... and {len(error.problems) - shown} more problem(s).")
+    return lines
+
+
 def runs_frame(runs: list[dict]) -> pd.DataFrame:
-    """The runs as the training frame fits takes (model, params, tokens, value, seed, epochs)."""
+    """The runs as the training frame fits takes (model, params, tokens, value, seed, epochs, run_tokens)."""
     frame = pd.DataFrame(list(runs), columns=list(RUN_FIELDS))
     frame["seed"] = frame["seed"].astype(object).fillna("").astype(str)
     frame["epochs"] = pd.to_numeric(frame["epochs"], errors="coerce")
+    frame["run_tokens"] = pd.to_numeric(frame["run_tokens"], errors="coerce")
     return frame
 
 
@@ -130,6 +169,9 @@ def _targets(target_params, target_tokens) -> tuple[float, list[float]]:
         for v in values:
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
                 raise PredictionInputError(f"{v!r} is not a positive number.", field=name)
+    if target_params > MAX_PARAMS:
+        raise PredictionInputError(f"{target_params:g} parameters is more than any model can have (the largest "
+                                   f"count stored is 2**62 = {MAX_PARAMS:.3g}).", field="target_params")
     return float(target_params), [float(t) for t in tokens]
 
 
@@ -142,6 +184,12 @@ def prediction_check(*, runs: list[dict], target_params, target_tokens, coverage
         raise PredictionInputError("Give at least one run's losses.")
     if len(runs) > MAX_PREDICTION_ROWS:
         raise PredictionInputError(f"{len(runs)} rows given; at most {MAX_PREDICTION_ROWS} are accepted.")
+    try:
+        # The importer's value rules (names, ranges, epochs, one params per run, conflicting duplicates).
+        validate_run_table(pd.DataFrame(list(runs)))
+    except CorpusValidationError as exc:
+        messages = runs_problems_message(exc)
+        raise PredictionInputError(messages[0], messages=messages) from None
     try:
         frame = prepare_train(runs_frame(runs))
     except FitInputError as exc:
@@ -235,6 +283,29 @@ def prediction_diagnostics(frame: pd.DataFrame, selected: pd.DataFrame, result, 
     return out
 
 
+def extreme_diagnostics(frame: pd.DataFrame, points: list[dict]) -> list[dict]:
+    """Words for the far ends: targets far beyond the runs' tokens, and intervals too wide to decide on."""
+    out = []
+    largest = float(frame["tokens"].max())
+    furthest = max(p["tokens"] for p in points)
+    if furthest / largest > MAX_TOKEN_SCALE_UP:
+        out.append(_diag(
+            "large_token_extrapolation", "warning",
+            f"The target's {furthest:.3g} tokens are {furthest / largest:.3g}x the most any run saw ({largest:.3g}); "
+            f"beyond {MAX_TOKEN_SCALE_UP:g}x the law is extrapolated far outside its data.",
+        ))
+    widest = max(points, key=lambda p: p["upper"] / p["lower"] if p["lower"] > 0 else math.inf)
+    ratio = widest["upper"] / widest["lower"] if widest["lower"] > 0 else math.inf
+    if not ratio <= WIDE_INTERVAL_RATIO:
+        out.append(_diag(
+            "wide_interval", "warning",
+            f"The interval ({widest['lower']:.3g} to {widest['upper']:.3g} at {widest['tokens']:.3g} tokens) spans "
+            f"{ratio:.3g}x, more than {WIDE_INTERVAL_RATIO:g}x: at this distance from the runs the prediction "
+            "says little. Train runs closer to the target, or predict a nearer one.",
+        ))
+    return out
+
+
 def prediction_run(*, job: Job, progress) -> dict:
     """The `prediction` job: fit the law, predict the target with an interval, diagnose."""
     data = job.input
@@ -286,7 +357,8 @@ def prediction_run(*, job: Job, progress) -> dict:
         "expected_are": expected,
         "data": {"n_rows": len(frame), "n_rows_fitted": len(selected), "n_runs": int(frame.groupby(["model", "seed"]).ngroups),
                  "sizes": sorted(float(n) for n in frame["params"].unique())},
-        "diagnostics": prediction_diagnostics(frame, selected, result, target_params) + _outside(expected),
+        "diagnostics": prediction_diagnostics(frame, selected, result, target_params)
+        + extreme_diagnostics(frame, points) + _outside(expected),
     }
     progress(1.0, "done")
     return result_dict

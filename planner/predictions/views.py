@@ -2,15 +2,15 @@
 
 Creating a prediction and reading a job need a login (Django's auth views at
 /accounts/login/, any user; the admin login is for staff only). A job is shown
-to its creator and to staff, as in the API.
+to its creator and to staff, as in the API; to anyone else it is a 404, like a missing one.
 """
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_safe
 
 from ..api.throttling import form_throttle, throttled_response
+from ..jobs.heartbeat import job_stall
 from ..jobs.models import Job
 from ..jobs.services import JobEnqueueError
 from .forms import PredictionForm
@@ -38,7 +38,7 @@ def prediction_new(request):
             )
             return redirect("job-page", pk=job.pk)
         except PredictionInputError as exc:
-            form.add_error(_FORM_FIELD.get(exc.field, exc.field), str(exc))
+            form.add_error(_FORM_FIELD.get(exc.field, exc.field), exc.messages)
         except JobEnqueueError as exc:
             form.add_error(None, str(exc))  # nothing was created: the same form, ready to send again
             status = 503
@@ -46,10 +46,8 @@ def prediction_new(request):
 
 
 def _own_job(request, pk) -> Job:
-    job = get_object_or_404(Job.objects.select_related("created_by"), pk=pk)
-    if not (request.user.is_staff or job.created_by_id == request.user.pk):
-        raise PermissionDenied("This job belongs to another user.")
-    return job
+    # Another user's job is a 404, exactly like a missing one: ids cannot be probed.
+    return get_object_or_404(Job.objects.visible_to(request.user).select_related("created_by"), pk=pk)
 
 
 def _fmt(x) -> str:
@@ -91,6 +89,7 @@ def job_page(request, pk):
         "job": job,
         "percent": round(job.progress * 100),
         "refresh": not job.is_finished,
+        "stall": job_stall(job),
         "prediction": _prediction_summary(job),
     }
     return render(request, "planner/job.html", context)

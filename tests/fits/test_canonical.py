@@ -169,7 +169,7 @@ def test_it_treats_other_seeds_as_other_observations():
 
 
 def test_it_counts_file_lines_across_blank_lines_and_quoted_newlines():
-    text = csv_text(GOOD, "", row(model="m2", dataset='"two\nlines"'), row(model="m3", tokens="-1"))
+    text = csv_text(GOOD, "", row(model="m2", source='"two\nlines"'), row(model="m3", tokens="-1"))
     problems = problems_of(text)
     assert [(p.line, p.column) for p in problems] == [(6, "tokens")]
 

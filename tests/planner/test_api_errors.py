@@ -24,15 +24,15 @@ def assert_error(response, status, code):
     return body["error"]
 
 
-def test_validation_errors_name_the_field(client_for, owner):
+def test_validation_errors_name_the_field(client_for, owner, staff):
     error = assert_error(
-        client_for(owner).post("/api/v1/stats/refresh/", {"families": "tiny"}, format="json"), 400, "invalid"
+        client_for(staff).post("/api/v1/stats/refresh/", {"families": "tiny"}, format="json"), 400, "invalid"
     )
     assert list(error["details"]) == ["families"]
 
 
-def test_malformed_json_is_a_parse_error(client_for, owner):
-    response = client_for(owner).generic(
+def test_malformed_json_is_a_parse_error(client_for, owner, staff):
+    response = client_for(staff).generic(
         "POST", "/api/v1/stats/refresh/", "{not json", content_type="application/json"
     )
     assert "JSON parse error" in assert_error(response, 400, "parse_error")["message"]
@@ -113,8 +113,8 @@ def test_empty_filters_mean_any_as_html_filter_forms_send_them(api_client, corpu
     assert response.status_code == 200 and response.json()["count"] == 2
 
 
-def test_a_form_encoded_body_to_a_json_endpoint_is_a_415(client_for, owner):
-    response = client_for(owner).post("/api/v1/stats/refresh/", {"families": "tiny"}, format="multipart")
+def test_a_form_encoded_body_to_a_json_endpoint_is_a_415(client_for, owner, staff):
+    response = client_for(staff).post("/api/v1/stats/refresh/", {"families": "tiny"}, format="multipart")
     assert_error(response, 415, "unsupported_media_type")
 
 

@@ -106,3 +106,68 @@ def test_counts_live_in_a_cache_every_web_process_shares(tmp_path):
     caches = setting_values(tmp_path, ["CACHES"])["CACHES"]
     assert caches["throttle"]["BACKEND"] == "django.core.cache.backends.filebased.FileBasedCache"
     assert caches["throttle"]["LOCATION"] == str(tmp_path / "data" / "throttle")
+
+
+def _hammer(throttle_cache, *, threads, attempts, rate):
+    """`threads` clients of one user, `attempts` each, at once: how many the throttle let through."""
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from planner.api.throttling import CreationRateThrottle
+
+    class Throttle(CreationRateThrottle):
+        cache = throttle_cache
+        THROTTLE_RATES = {"plans": rate}
+
+    user = SimpleNamespace(is_authenticated=True, pk=4242)
+    request = SimpleNamespace(method="POST", user=user, META={"REMOTE_ADDR": "127.0.0.1"})
+    view = SimpleNamespace(throttle_scope="plans")
+
+    def client(_):
+        return sum(Throttle().allow_request(request, view) for _ in range(attempts))
+
+    with ThreadPoolExecutor(threads) as pool:
+        return sum(pool.map(client, range(threads)))
+
+
+@pytest.mark.parametrize("threads, attempts", [(2, 200), (8, 50)])
+def test_the_count_is_atomic_in_redis_under_concurrent_clients(threads, attempts, settings):
+    # Issue 11 #5: DRF's read-modify-write let 308 plans through a limit of 300 with 2 clients, 305 with 8.
+    import uuid
+
+    from django.core.cache.backends.redis import RedisCache
+
+    from tests.conftest import _require
+
+    url = settings.REDIS_URL or ""
+    _require(url.startswith("redis"), "needs Redis: set REDIS_URL")
+    cache = RedisCache(url, {"KEY_PREFIX": f"throttle-test-{uuid.uuid4().hex}"})
+    try:
+        assert _hammer(cache, threads=threads, attempts=attempts, rate="300/hour") == 300
+    finally:
+        client = cache._cache.get_client(write=True)
+        for key in client.scan_iter(f"{cache.key_prefix}*"):  # leave the Redis database as found
+            client.delete(key)
+
+
+def test_the_count_is_atomic_within_a_process_without_redis():
+    from django.core.cache.backends.locmem import LocMemCache
+
+    cache = LocMemCache("throttle-atomic", {})
+    assert _hammer(cache, threads=8, attempts=50, rate="300/hour") == 300
+
+
+@pytest.mark.subprocess
+def test_with_redis_configured_the_throttle_counts_live_in_redis():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import django; django.setup(); from django.conf import settings; "
+            "print(settings.CACHES['throttle']['BACKEND'])")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "planner.settings", "REDIS_URL": "redis://127.0.0.1:6379/9"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("django.core.cache.backends.redis.RedisCache")
+    env.pop("REDIS_URL")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("django.core.cache.backends.filebased.FileBasedCache")

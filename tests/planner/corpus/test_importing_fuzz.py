@@ -234,7 +234,7 @@ def test_the_formats_text_limits_are_the_stores_column_sizes():
 @pytest.mark.parametrize("column, cell, reason", [
     ("model", "m" * 201, "is longer than 200 characters"),
     ("seed", "s" * 65, "is longer than 64 characters"),
-    ("source", "a\x00b", "contains a NUL character"),
+    ("source", "a\x00b", "contains the control or bidi character U+0000"),
 ])
 def test_text_the_store_cannot_hold_is_a_problem_of_its_line(column, cell, reason):
     row = dict(zip(CANONICAL_COLUMNS, ["f", "m", "dec", "1000000", "1e9", "", "", "", "", "", "loss", "3", "", ""]))

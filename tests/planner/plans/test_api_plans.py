@@ -53,6 +53,25 @@ def test_an_impossible_plan_is_a_400_naming_the_field(client_for, owner, error_m
     assert not Job.objects.exists()
 
 
+@pytest.mark.parametrize("change, field, says", [
+    # Issue 11 #8: reported under min_size, a message ending mid-sentence, an unbounded max_epochs.
+    ({"target_params": True}, "target_params", "A valid number is required."),
+    ({"target_params": 5e-324}, "target_params", "is too small to plan for"),
+    ({"target_params": 1e6}, "target_params", "is too small to plan for"),
+    ({"target_params": 1e300}, "target_params", "must be at most 4.61e+18"),
+    ({"target_params": 4e18, "target_tokens": 1e300}, "target_tokens",
+     "beyond what a floating-point number can hold (about 1.8e308)"),
+    ({"max_epochs": 1e308}, "max_epochs", "less than or equal to 10000"),
+])
+def test_odd_plan_inputs_are_reported_under_their_own_field_in_whole_sentences(
+        client_for, owner, error_model, no_enqueue, change, field, says):  # noqa: F811
+    response = client_for(owner).post("/api/v1/plans/", {**REQUEST, **change}, format="json")
+    assert response.status_code == 400
+    details = response.json()["error"]["details"]
+    assert list(details) == [field], details
+    assert says in details[field][0] and not details[field][0].endswith(("with", "computed")), details
+
+
 def test_planning_without_an_error_model_is_a_409_saying_what_to_do(client_for, owner, no_enqueue):
     response = client_for(owner).post("/api/v1/plans/", REQUEST, format="json")
     assert response.status_code == 409
@@ -69,7 +88,7 @@ def test_users_list_and_read_their_own_plans_only(client_for, owner, stranger, s
     assert [p["id"] for p in listed["results"]] == [mine["id"]]
     assert client_for(staff).get("/api/v1/plans/").json()["count"] == 2
     assert client_for(owner).get(f"/api/v1/plans/{mine['id']}/").status_code == 200
-    assert client_for(stranger).get(f"/api/v1/plans/{mine['id']}/").status_code == 403
+    assert client_for(stranger).get(f"/api/v1/plans/{mine['id']}/").status_code == 404  # like a missing one
     assert client_for(staff).get(f"/api/v1/plans/{mine['id']}/").status_code == 200
 
 

@@ -120,10 +120,11 @@ def test_the_plots_are_pngs(logged_in, finished_plan, name):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_another_users_plan_is_forbidden(client, stranger, finished_plan):
+def test_another_users_plan_is_a_404_like_a_missing_one(client, stranger, finished_plan):
     client.force_login(stranger)
-    assert client.get(f"/plans/{finished_plan.pk}/").status_code == 403
-    assert client.get(f"/plans/{finished_plan.pk}/frontier.png").status_code == 403
+    assert client.get(f"/plans/{finished_plan.pk}/").status_code == 404
+    assert client.get(f"/plans/{finished_plan.pk}/frontier.png").status_code == 404
+    assert client.get(f"/plans/{finished_plan.pk + 1000}/").status_code == 404
 
 
 def test_an_unfinished_plan_has_no_plot_and_unknown_plots_are_404(logged_in, owner):

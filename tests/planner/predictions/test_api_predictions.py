@@ -143,7 +143,9 @@ def test_detail_shows_the_result_to_its_owner_only(client_for, owner, stranger, 
     assert mine.json()["plot_url"] == f"http://testserver/predictions/{job.pk}/plot.png"
     assert "runs" not in mine.json()["input"]
     assert client_for(staff).get(url).status_code == 200
-    assert client_for(stranger).get(url).status_code == 403
+    # Exactly like a missing one (issue 11 #13): its URL from Location answers another user 404.
+    theirs, missing = client_for(stranger).get(url), client_for(stranger).get(f"{URL}{job.pk + 1000}/")
+    assert theirs.status_code == missing.status_code == 404 and theirs.json() == missing.json()
     assert client_for(None).get(url).status_code == 401
 
 
@@ -190,3 +192,30 @@ def test_repeated_target_tokens_in_a_form_make_a_curve_and_other_repeated_fields
                                             "target_tokens": 1e11}, format="multipart")
     assert response.status_code == 400
     assert response.json()["error"]["details"] == {"target_params": ["Given more than once; send one value."]}
+
+
+def test_json_runs_follow_the_importers_value_rules(client_for, owner):
+    # Issue 11 #7: each of these was accepted by the prediction API while the importer refused it.
+    base = {"model": "m1", "params": 1.25e8, "tokens": 2e10, "value": 3.05}
+    cases = [
+        ([{**base, "epochs": -5}], "runs[0].epochs: must be a finite number >= 0"),
+        ([base, {**base, "params": 2.5e8, "tokens": 3e10}], "runs[1].params: model 'm1' has params"),
+        ([base, {**base, "value": 3.2}], "runs[1].value: duplicate of runs[0]"),
+        ([{**base, "params": 1e308, "tokens": 1e308}], "runs[0].params: is too large"),
+    ]
+    for runs, message in cases:
+        response = client_for(owner).post(URL, body(runs=runs), format="json")
+        assert response.status_code == 400, response.content
+        details = response.json()["error"]["details"]["runs"]
+        assert any(message in d for d in details), (message, details)
+    assert not Job.objects.exists()
+
+
+def test_a_runs_csv_needs_only_model_params_tokens_value(client_for, owner):
+    lines = ["model,params,tokens,value,run_tokens"] + [
+        f"{r['model']},{int(r['params'])},{r['tokens']},{r['value']}," for r in synthetic_runs()]
+    response = client_for(owner).post(URL, {"file": upload("\n".join(lines).encode()), "target_params": "1e10",
+                                            "target_tokens": "2e11"}, format="multipart")
+    assert response.status_code == 202, response.content
+    job = Job.objects.get(pk=response.json()["id"])
+    assert len(job.input["runs"]) == len(synthetic_runs()) and job.input["metric"] == ""

@@ -193,9 +193,16 @@ def test_it_warns_about_exponents_outside_the_corpus_range():
 
 @pytest.mark.parametrize("change, field, message", [
     (lambda r: r[3].update(value=-1.0), "runs", "runs field 'value' must be positive; row 3 has -1.0"),
-    (lambda r: r[5].update(tokens="lots"), "runs", "runs field 'tokens' has a missing, non-numeric or infinite value at row 5"),
-    (lambda r: r[0].pop("params"), "runs", "runs field 'params' has a missing"),
+    (lambda r: r[5].update(tokens="lots"), "runs", "runs[5].tokens: not a number: 'lots'"),
+    (lambda r: r[0].pop("params"), "runs", "runs[0].params: required value is empty"),
     (lambda r: r.clear(), "runs", "at least one run"),
+    # The importer's value rules (issue 11 #7): epochs, one params per run, conflicting duplicates, ranges, names.
+    (lambda r: r[2].update(epochs=-5), "runs", "runs[2].epochs: must be a finite number >= 0"),
+    (lambda r: r[1].update(params=r[1]["params"] * 2), "runs", "runs[1].params: model 'm-1e+08' has params"),
+    (lambda r: r.append({**r[0], "value": r[0]["value"] + 0.1}), "runs", "with a different value"),
+    (lambda r: r[0].update(params=1e308), "runs", "runs[0].params: is too large"),
+    (lambda r: r[0].update(model="=HYPERLINK(1)"), "runs", "runs[0].model: must not start with '='"),
+    (lambda r: r[0].update(run_tokens=1.0), "runs", "runs[0].run_tokens: is the run's final tokens"),
 ])
 def test_enqueue_rejects_bad_runs_naming_the_row_and_creates_no_job(change, field, message):
     runs = synthetic_runs()
@@ -243,12 +250,12 @@ def test_csv_runs_use_the_primary_metric_unless_one_is_named():
     runs = synthetic_runs()
     extra = "mine,m-1e+08,dec,100000000,1e10,,,,,,train_loss,2.5,train,\n"
 
-    parsed, about = prediction_runs_from_csv(data=csv_of(runs, extra=extra))
+    parsed, about = prediction_runs_from_csv(source=csv_of(runs, extra=extra))
     assert about == {"family": "mine", "metric": "val_loss"} and len(parsed) == len(runs)
     assert parsed[0] == {"model": runs[0]["model"], "params": int(runs[0]["params"]), "tokens": runs[0]["tokens"],
                          "value": runs[0]["value"], "seed": ""}
 
-    parsed, about = prediction_runs_from_csv(data=csv_of(runs, extra=extra), metric="train_loss")
+    parsed, about = prediction_runs_from_csv(source=csv_of(runs, extra=extra), metric="train_loss")
     assert about["metric"] == "train_loss" and len(parsed) == 1
 
 
@@ -256,20 +263,20 @@ def test_csv_with_several_families_is_rejected_naming_them():
     beta = [{**r, "model": "b-" + r["model"]} for r in synthetic_runs()[:3]]
     data = csv_of(synthetic_runs()[:3], family="alpha") + csv_of(beta, family="beta")[len(HEADER):]
     with pytest.raises(PredictionInputError, match=r"2 families \(alpha, beta\)") as caught:
-        prediction_runs_from_csv(data=data)
+        prediction_runs_from_csv(source=data)
     assert caught.value.field == "file"
 
 
 def test_csv_with_an_unknown_metric_is_rejected_listing_the_metrics():
     with pytest.raises(PredictionInputError, match="no rows of metric 'ppl'; it has val_loss") as caught:
-        prediction_runs_from_csv(data=csv_of(synthetic_runs()), metric="ppl")
+        prediction_runs_from_csv(source=csv_of(synthetic_runs()), metric="ppl")
     assert caught.value.field == "metric"
 
 
 def test_csv_breaking_the_format_raises_with_line_and_column():
     data = csv_of(synthetic_runs()[:4]).replace(b"val_loss,", b"val_loss,oops,", 1)
     with pytest.raises(CorpusValidationError) as caught:
-        prediction_runs_from_csv(data=data)
+        prediction_runs_from_csv(source=data)
     assert caught.value.problems[0].line == 2
 
 
@@ -281,3 +288,20 @@ def test_the_plot_is_a_png_drawn_from_the_stored_result():
     job.status, job.result = Job.Status.SUCCEEDED, result
     png = prediction_plot_png(job=job)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+
+
+def test_extreme_targets_get_a_diagnostic_not_a_silent_interval():
+    # Issue 11 #7: a target far beyond the runs gave [1e-204, 6.7e204] without a word.
+    _, result, _ = run_job(synthetic_runs(), 4e18, [2e11, 1e30])
+    assert {"wide_interval", "large_token_extrapolation"} <= set(codes(result))
+    wide = next(d for d in result["diagnostics"] if d["code"] == "wide_interval")
+    assert "says little" in wide["message"]
+    _, nearby, _ = run_job(synthetic_runs(), 1e10, 2e11)
+    assert not {"wide_interval", "large_token_extrapolation"} & set(codes(nearby))
+
+
+def test_a_target_larger_than_any_parameter_count_is_refused():
+    with pytest.raises(PredictionInputError) as caught:
+        prediction_enqueue(runs=synthetic_runs(), target_params=1e308, target_tokens=2e11)
+    assert caught.value.field == "target_params" and "more than any model can have" in str(caught.value)
+    assert not Job.objects.exists()

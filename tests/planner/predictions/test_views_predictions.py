@@ -138,11 +138,12 @@ def test_the_job_page_shows_a_failed_jobs_error(logged_in, owner):
     assert "The runs cannot be fitted: no rows" in html and "refresh" not in html
 
 
-def test_another_users_job_and_plot_are_forbidden(client, stranger, owner):
+def test_another_users_job_and_plot_are_a_404_like_a_missing_one(client, stranger, owner):
     job = Job.objects.create(kind=Job.Kind.PREDICTION, status=Job.Status.SUCCEEDED, created_by=owner)
     client.force_login(stranger)
-    assert client.get(f"/jobs/{job.pk}/").status_code == 403
-    assert client.get(f"/predictions/{job.pk}/plot.png").status_code == 403
+    assert client.get(f"/jobs/{job.pk}/").status_code == 404
+    assert client.get(f"/predictions/{job.pk}/plot.png").status_code == 404
+    assert client.get(f"/jobs/{job.pk + 1000}/").status_code == 404
 
 
 def test_the_plot_is_a_png(logged_in, owner):

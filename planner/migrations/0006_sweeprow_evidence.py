@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('planner', '0003_plans_and_error_models'),
+        ('planner', '0005_job_heartbeat_and_scope'),
     ]
 
     operations = [
