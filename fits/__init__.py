@@ -13,7 +13,10 @@ The public surface, all importable as ``from fits import name`` (the service imp
   ``ExponentPrior``, ``DEFAULT_PRIOR``, ``TrainSet``.
 - backtests (fits.backtest): ``backtest_family``, ``split_target``, ``eligible_families``, ``MIN_SIZES``.
 - sweeps, error model, plans (fits.sweep, fits.errormodel, fits.plan): ``sweep_family``, ``fit_error_model``,
-  ``ErrorModel``, ``ARE_CAP``, ``PlanRequest``, ``PlanInputError``, ``recommend``.
+  ``ErrorModel``, ``ARE_CAP``, ``PlanRequest``, ``PlanInputError`` (``field``, ``fields``), ``recommend`` (-> ``Plan``,
+  whose ``to_dict()`` the service stores); a plan as files (fits.schedule): ``plan_csv`` (one row per run),
+  ``prediction_template_csv`` (the runs' evaluation points, ``model, params, tokens, value`` with ``value`` empty);
+  the compute-optimal split (fits.compute_optimal): ``compute_optimal``, ``REFERENCE_LAW``.
 - runs from trackers (fits.trackers): ``read_runs``, ``RunsImport``, ``RunsImportError``, ``ImportLimits``,
   ``ImportReport``.
 - output: ``fit_figure`` (fits.plots, a matplotlib Figure without pyplot), ``json_safe`` (fits.jsonsafe).
@@ -31,6 +34,7 @@ from .canonical import (
     read_families,
     validate_canonical,
 )
+from .compute_optimal import REFERENCE_LAW, compute_optimal
 from .data import (
     FIT_COLUMNS,
     as_fit_frame,
@@ -45,11 +49,12 @@ from .errormodel import ARE_CAP, ErrorModel, fit_error_model
 from .fitting import fit_law
 from .jsonsafe import json_safe
 from .method import DEFAULT_METHOD, AutoMethod, Fit, Method
-from .plan import PlanInputError, PlanRequest, recommend
+from .plan import Plan, PlanInputError, PlanRequest, recommend
 from .plots import fit_figure
 from .policy import DEFAULT_POLICY, CheckpointPolicy
 from .posterior import DEFAULT_PRIOR, ExponentPrior
 from .result import FitResult
+from .schedule import plan_csv, prediction_template_csv
 from .sweep import sweep_family
 from .trackers import ImportLimits, ImportReport, RunsImport, RunsImportError, read_runs
 from .trainset import FitInputError, TrainSet
@@ -75,15 +80,18 @@ __all__ = [
     "ImportReport",
     "MIN_SIZES",
     "Method",
+    "Plan",
     "PlanInputError",
     "PlanRequest",
     "Problem",
+    "REFERENCE_LAW",
     "RunsImport",
     "RunsImportError",
     "TrainSet",
     "as_fit_frame",
     "backtest_family",
     "choose_primary_metric",
+    "compute_optimal",
     "eligible_families",
     "fit",
     "fit_error_model",
@@ -94,9 +102,11 @@ __all__ = [
     "json_safe",
     "load_primary",
     "make_predictor",
+    "plan_csv",
     "predict_interval",
     "predict_loss",
     "prediction_interval",
+    "prediction_template_csv",
     "prepare_train",
     "primary_metrics",
     "primary_observations",
