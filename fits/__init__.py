@@ -19,7 +19,8 @@ The public surface, all importable as ``from fits import name`` (the service imp
   the compute-optimal split (fits.compute_optimal): ``compute_optimal``, ``REFERENCE_LAW``.
 - runs from trackers (fits.trackers): ``read_runs``, ``RunsImport``, ``RunsImportError``, ``ImportLimits``,
   ``ImportReport``.
-- output: ``fit_figure`` (fits.plots, a matplotlib Figure without pyplot), ``json_safe`` (fits.jsonsafe).
+- output: ``fit_figure``, ``iso_flop_figure`` (a plan's iso-FLOP curves) (fits.plots, matplotlib Figures without
+  pyplot), ``json_safe`` (fits.jsonsafe).
 """
 from .api import fit, make_predictor, predict_interval, predict_loss, prediction_interval, prepare_train
 from .backtest import MIN_SIZES, backtest_family, eligible_families, split_target
@@ -50,7 +51,7 @@ from .fitting import fit_law
 from .jsonsafe import json_safe
 from .method import DEFAULT_METHOD, AutoMethod, Fit, Method
 from .plan import Plan, PlanInputError, PlanRequest, recommend
-from .plots import fit_figure
+from .plots import fit_figure, iso_flop_figure
 from .policy import DEFAULT_POLICY, CheckpointPolicy
 from .posterior import DEFAULT_PRIOR, ExponentPrior
 from .result import FitResult
@@ -99,6 +100,7 @@ __all__ = [
     "fit_law",
     "frame_to_raw",
     "is_loss_metric",
+    "iso_flop_figure",
     "json_safe",
     "load_primary",
     "make_predictor",
