@@ -90,12 +90,13 @@ def _largest_top(lo: float, top: float, count: int, budget: float, ratio: float)
     """The largest ``t <= top`` such that ``count`` sizes log-spaced from ``lo`` to ``t`` train on ``ratio`` tokens
     per parameter within ``budget`` (6 N D each); ``lo`` itself if even that does not fit (bisection in log t)."""
     def cost(t):
-        return 6 * ratio * np.sum(np.geomspace(lo, t, count) ** 2)
+        step = (t / lo) ** (2.0 / (count - 1))  # squares of log-spaced sizes: a geometric series
+        return 6 * ratio * lo * lo * sum(step**i for i in range(count))
 
     if cost(top) <= budget:
         return top
     a, b = math.log(lo), math.log(top)
-    for _ in range(60):
+    for _ in range(50):
         mid = (a + b) / 2
         a, b = (mid, b) if cost(math.exp(mid)) <= budget else (a, mid)
     return math.exp(a)
@@ -136,14 +137,36 @@ def naive_designs(r: dict, max_epochs: float, budget: float | None = None) -> tu
 
 def all_designs(r: dict, max_epochs: float, budget: float | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The naive designs and the searched ones (a searched design equal to a naive one is kept once, named)."""
+    return _with_naive(r, max_epochs, budget, candidate_designs(r, r["k"], max_epochs, budget))
+
+
+def _with_naive(r: dict, max_epochs: float, budget: float | None, searched: pd.DataFrame, dedupe: bool = True):
     naive, notes = naive_designs(r, max_epochs, budget)
-    searched = candidate_designs(r, r["k"], max_epochs, budget)
-    if not naive.empty and not searched.empty:
+    if dedupe and not naive.empty and not searched.empty:
         seen = {_key(s) for s in naive["sizes"]}
-        searched = searched[[_key(s) not in seen for s in searched["sizes"]]]
-    pool = pd.concat([f for f in (naive, searched) if not f.empty], ignore_index=True) if (
-        not naive.empty or not searched.empty) else pd.DataFrame()
-    return pool, notes
+        same_count = searched["n_models"].isin(naive["n_models"]).to_numpy()
+        copy = np.zeros(len(searched), dtype=bool)
+        copy[same_count] = [_key(s) in seen for s in searched["sizes"][same_count]]
+        searched = searched[~copy]
+    frames = [f for f in (naive, searched) if not f.empty]
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), notes
+
+
+def at_budget(pool: pd.DataFrame, r: dict, max_epochs: float, budget: float) -> pd.DataFrame:
+    """The candidates at another budget, from a pool at ``r["budget"]``: the searched designs' sizes are the
+    same and their tokens scale with the budget (those then below the minimum tokens per parameter drop out);
+    the naive designs are made afresh (their sizes depend on the budget)."""
+    searched = pool[pool["name"] == SEARCHED]
+    factor = budget / r["budget"]
+    if not searched.empty:
+        searched = searched.assign(
+            tokens=[t * factor for t in searched["tokens"]], flops=[f * factor for f in searched["flops"]],
+            train_compute_share=searched["train_compute_share"] * factor,
+            tokens_per_model=searched["tokens_per_model"] * factor,
+            tokens_per_param=searched["tokens_per_param"] * factor)
+        searched = searched[searched["tokens_per_param"] >= MIN_TOKENS_PER_PARAM]
+    # A searched copy of a naive design may stay: it ties with it, and a tie goes to the named one.
+    return _with_naive({**r, "budget": budget}, max_epochs, budget, searched, dedupe=False)[0]
 
 
 def _key(sizes) -> tuple:
@@ -222,11 +245,13 @@ def _values(row: pd.Series) -> dict:
     }
 
 
-def compare(model: ErrorModel, winner: pd.Series, other: pd.Series, top: int = 2) -> list[dict]:
-    """The factors that made ``other``'s p90 higher than ``winner``'s, largest first (ratio > 1 = worse)."""
-    frame = pd.DataFrame([winner, other])
-    parts = p90_factors(model, frame)
-    diff = parts.iloc[1] - parts.iloc[0]
+def compare(model: ErrorModel, winner: pd.Series, other: pd.Series, top: int = 2,
+            parts: pd.DataFrame | None = None) -> list[dict]:
+    """The factors that made ``other``'s p90 higher than ``winner``'s, largest first (ratio > 1 = worse).
+
+    ``parts``: :func:`p90_factors` of a frame holding both rows (by their index), to skip computing them.
+    """
+    diff = _diff(model, winner, other, parts)
     values_w, values_o = _values(winner), _values(other)
     out = []
     for factor in diff.sort_values(ascending=False).index:
@@ -258,12 +283,21 @@ def distinct_runners_up(ranked: pd.DataFrame, count: int = RUNNERS_UP) -> list[p
     return out
 
 
-def runners_up(model: ErrorModel, ranked: pd.DataFrame, count: int = RUNNERS_UP) -> list[dict]:
+def _diff(model: ErrorModel, winner: pd.Series, other: pd.Series, parts: pd.DataFrame | None) -> pd.Series:
+    """Per factor: ``other``'s part of log p90 minus ``winner``'s."""
+    if parts is None or winner.name not in parts.index or other.name not in parts.index:
+        parts = p90_factors(model, pd.DataFrame([winner, other]).reset_index(drop=True))
+        return parts.iloc[1] - parts.iloc[0]
+    return parts.loc[other.name] - parts.loc[winner.name]
+
+
+def runners_up(model: ErrorModel, ranked: pd.DataFrame, count: int = RUNNERS_UP,
+               parts: pd.DataFrame | None = None) -> list[dict]:
     """:func:`distinct_runners_up`, each with its sizes, p10/p50/p90 and what made its p90 higher."""
     winner = ranked.iloc[0]
     out = []
     for row in distinct_runners_up(ranked, count):
-        lost = compare(model, winner, row)
+        lost = compare(model, winner, row, parts=parts)
         gap = row["p90"] / winner["p90"] if winner["p90"] > 0 else math.inf
         why = "; ".join(f["text"] for f in lost) if lost else "it scores the same at p90 and loses on p50 or cost"
         out.append({
@@ -291,7 +325,8 @@ def sensitivities(model: ErrorModel) -> dict:
     }
 
 
-def decided_by(model: ErrorModel, ranked: pd.DataFrame, naive: pd.DataFrame) -> list[dict]:
+def decided_by(model: ErrorModel, ranked: pd.DataFrame, naive: pd.DataFrame,
+               parts: pd.DataFrame | None = None) -> list[dict]:
     """The factors in plain words: the plan's value of each, how the error model weighs it, and how much it
     separated the plan from the runner-up (the first of :func:`distinct_runners_up`) and from the best naive
     design (when the plan is not that one)."""
@@ -307,8 +342,7 @@ def decided_by(model: ErrorModel, ranked: pd.DataFrame, naive: pd.DataFrame) -> 
         rivals.append(("the best naive design", rank(naive_others).iloc[0]))
     effect = {}
     for label, row in rivals:
-        parts = p90_factors(model, pd.DataFrame([winner, row]))
-        for factor, v in (parts.iloc[1] - parts.iloc[0]).items():
+        for factor, v in _diff(model, winner, row, parts).items():
             effect.setdefault(factor, []).append((label, row, float(np.exp(v))))
     words = {
         "scale-up": (f"the largest small model is {values['scale-up'].split()[1]} smaller than the target; "
@@ -334,5 +368,5 @@ def decided_by(model: ErrorModel, ranked: pd.DataFrame, naive: pd.DataFrame) -> 
     return out
 
 
-__all__ = ["NAIVE_DESIGNS", "SEARCHED", "all_designs", "best", "candidate_designs", "compare", "decided_by",
+__all__ = ["NAIVE_DESIGNS", "SEARCHED", "all_designs", "at_budget", "best", "candidate_designs", "compare", "decided_by",
            "describe", "distinct_runners_up", "naive_designs", "p90_factors", "rank", "runners_up", "score", "sensitivities"]

@@ -24,8 +24,8 @@ import pandas as pd
 from .api import prepare_train
 from .backtest import split_target
 from .compute_optimal import compute_optimal
-from .designs import MIN_TOKENS_PER_PARAM, NAIVE_DESIGNS, SEARCHED, all_designs, decided_by, describe, rank, \
-    runners_up, score
+from .designs import MIN_TOKENS_PER_PARAM, NAIVE_DESIGNS, SEARCHED, all_designs, at_budget, decided_by, describe, \
+    p90_factors, rank, runners_up, score
 from .designs import best as pick_best
 from .errormodel import ErrorModel, design_features
 from .policy import DEFAULT_POLICY
@@ -36,6 +36,7 @@ PLAN_VERSION = 2
 SMALLEST_SENSIBLE_PARAMS = 1e6
 # Tokens per parameter outside this range are flagged (extreme_tokens_per_param): published models train within it.
 TOKENS_PER_PARAM_SANE = (1.0, 10_000.0)
+FRONTIER_FACTORS = (1 / 30, 1 / 10, 1 / 3, 1.0, 3.0)  # the frontier's budgets, as multiples of the plan's
 
 
 class PlanInputError(ValueError):
@@ -178,25 +179,19 @@ class Plan:
                 "compute_optimal": self.compute_optimal, "reasons": self.reasons}
 
 
-def _frontier(model: ErrorModel, r: dict, top: pd.Series) -> list[dict]:
+def _frontier(model: ErrorModel, r: dict, pool: pd.DataFrame, top: pd.Series) -> list[dict]:
     """The best design (naive ones included) at budgets from 1/30 to 3x the one asked for, up to the target's."""
-    out = []
-    for factor in (1 / 30, 1 / 10, 1 / 3, 1.0, 3.0):
-        b = r["budget"] * factor
-        if b > r["c_t"] and factor != 1.0:
-            continue
-        if factor != 1.0:  # the plan itself needs no second search
-            pool, _ = all_designs(r, r["epochs"], budget=b)
-            if pool.empty:
-                continue
-            top_b = pick_best(score(model, pool))
-        else:
-            top_b = top
-        out.append({"budget_flops": b, "budget_fraction": b / r["c_t"], "name": str(top_b["name"]),
-                    "n_models": int(top_b["n_models"]), "largest_params": float(np.max(top_b["sizes"])),
-                    "p10": float(top_b["p10"]), "p50": float(top_b["p50"]), "p90": float(top_b["p90"]),
-                    "chosen": factor == 1.0})
-    return out
+    budgets = [r["budget"] * f for f in FRONTIER_FACTORS if f != 1.0 and r["budget"] * f <= r["c_t"]]
+    others = [at_budget(pool, r, r["epochs"], b).assign(_budget=b) for b in budgets]
+    others = [o for o in others if not o.empty]
+    best_at = {r["budget"]: top}
+    if others:  # one scoring of every budget's candidates
+        scored = score(model, pd.concat(others, ignore_index=True))
+        best_at.update({b: pick_best(part) for b, part in scored.groupby("_budget")})
+    return [{"budget_flops": b, "budget_fraction": b / r["c_t"], "name": str(d["name"]),
+             "n_models": int(d["n_models"]), "largest_params": float(np.max(d["sizes"])),
+             "p10": float(d["p10"]), "p50": float(d["p50"]), "p90": float(d["p90"]), "chosen": b == r["budget"]}
+            for b, d in sorted(best_at.items())]
 
 
 # What each feature of the error model's ranges is, and how to show its value.
@@ -275,6 +270,7 @@ def recommend(model: ErrorModel, request: PlanRequest) -> Plan:
     if pool.empty:
         raise PlanInputError("budget_flops", "no design fits the budget within the size bounds")
     ranked = rank(score(model, pool))
+    parts = p90_factors(model, ranked)  # each design's p90 by factor: the explanations read it
     top = ranked.iloc[0]
     runs = run_schedule(top["sizes"], top["tokens"])
     naive_rows = ranked[ranked["name"] != SEARCHED]
@@ -284,7 +280,7 @@ def recommend(model: ErrorModel, request: PlanRequest) -> Plan:
               "recommended": row["name"] == top["name"], "outside": list(row["outside"])}
              for _, row in naive_rows.iterrows()]
     naive.sort(key=lambda n: NAIVE_DESIGNS.index(n["name"]))
-    alternatives = runners_up(model, ranked)
+    alternatives = runners_up(model, ranked, parts=parts)
     total = float(np.sum(top["flops"]))
     recommended = {"name": str(top["name"]), "description": describe(top), "n_models": int(top["n_models"]),
                    "p10": float(top["p10"]), "p50": float(top["p50"]), "p90": float(top["p90"]), "models": runs,
@@ -299,7 +295,7 @@ def recommend(model: ErrorModel, request: PlanRequest) -> Plan:
         summary += f" Next best: {alternatives[0]['why']}."
     choice = {"rule": "lowest p90, then lowest p50, then the cheaper design (plan level of the error model)",
               "candidates": int(len(ranked)), "naive_in_candidates": [n["name"] for n in naive],
-              "naive_left_out": notes, "summary": summary, "factors": decided_by(model, ranked, naive_rows)}
+              "naive_left_out": notes, "summary": summary, "factors": decided_by(model, ranked, naive_rows, parts)}
     schedule = {
         "per_run": True,
         "evaluations_per_run": EVALUATIONS_PER_RUN,
@@ -331,7 +327,7 @@ def recommend(model: ErrorModel, request: PlanRequest) -> Plan:
                 "train_compute_share": float(top["train_compute_share"]),
                 "tokens_per_param": float(top["tokens_per_param"])},
         schedule=schedule,
-        frontier=_frontier(model, r, top),
+        frontier=_frontier(model, r, pool, top),
         compute_optimal=compute_optimal(r["c_t"], request.law),
         reasons=reasons,
     )

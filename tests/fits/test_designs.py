@@ -7,6 +7,7 @@ from fits.designs import (
     NAIVE_DESIGNS,
     SEARCHED,
     all_designs,
+    at_budget,
     candidate_designs,
     compare,
     naive_designs,
@@ -135,3 +136,15 @@ def test_runners_up_are_distinct_kinds_each_with_why_it_lost():
     for a in out:
         assert a["p90"] >= ranked.iloc[0]["p90"] and a["p90_over_recommended"] >= 1.0
         assert 0 < a["p10"] <= a["p50"] <= a["p90"] and a["why"]
+
+
+def test_rescaling_the_pool_to_another_budget_finds_what_a_fresh_search_finds():
+    model = linear_model({"log_scale_up": 0.7, "n_models": -0.1, "log_tokens_per_model": -0.1})
+    r = resolved()
+    pool, _ = all_designs(r, 1.0)
+    for factor in (1 / 30, 1 / 3, 3.0):
+        budget = r["budget"] * factor
+        fresh, _ = all_designs({**r, "budget": budget}, 1.0)
+        a, b = rank(score(model, at_budget(pool, r, 1.0, budget))).iloc[0], rank(score(model, fresh)).iloc[0]
+        assert (a["name"], a["p90"], a["p50"]) == (b["name"], pytest.approx(b["p90"]), pytest.approx(b["p50"]))
+        assert np.allclose(a["sizes"], b["sizes"]) and np.sum(a["flops"]) == pytest.approx(budget)
