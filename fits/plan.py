@@ -257,10 +257,10 @@ def plan_warnings(model: ErrorModel, r: dict, chosen: pd.Series) -> list[dict]:
 
 
 def _request_dict(request: PlanRequest, r: dict) -> dict:
+    """The request as given, with the target's tokens and compute, the budget in FLOPs and the counts resolved."""
     return {k: v for k, v in request.__dict__.items()} | {
         "target_params": r["n_t"], "target_tokens": r["d_t"], "target_compute": r["c_t"], "budget_flops": r["budget"],
-        "budget_fraction": r["budget"] / r["c_t"], "min_size": r["lo"], "max_size": r["hi"], "max_models": r["k"],
-        "max_epochs": r["epochs"]}
+        "max_models": r["k"], "max_epochs": r["epochs"]}
 
 
 def recommend(model: ErrorModel, request: PlanRequest) -> Plan:
@@ -305,7 +305,7 @@ def recommend(model: ErrorModel, request: PlanRequest) -> Plan:
         "drop_before_tokens": [m["drop_before_tokens"] for m in runs],
         "checkpoints_used_per_run": DEFAULT_POLICY.max_per_run,
     }
-    coverage = model.validation.get("plan", model.validation).get("coverage", float("nan"))
+    coverage = model.validation.get("coverage", float("nan"))  # the plan level's, as fit_error_model records it
     reasons = {
         "models": summary,
         "tokens": f"every model sees {top['tokens_per_param']:.1f} tokens per parameter, which spends the budget "
