@@ -43,6 +43,12 @@ FACTORS = {
     "repeated data": ("log_max_epochs",),
 }
 OUTSIDE = "outside the corpus"
+LOG_RATIO_LIMIT = 700.0  # exp() of more overflows; a model learned from a few families can widen that much
+
+
+def _ratio(log_ratio) -> float:
+    """exp(log_ratio), bounded so that a wild error model gives a huge ratio, not an overflow."""
+    return float(np.exp(np.clip(log_ratio, -LOG_RATIO_LIMIT, LOG_RATIO_LIMIT)))
 
 
 def _designs(sizes: np.ndarray, names, r: dict, budget: float, max_epochs: float) -> pd.DataFrame:
@@ -237,7 +243,7 @@ def _values(row: pd.Series) -> dict:
     return {
         "scale-up": f"scale-up {row['scale_up']:.3g}x",
         "number of sizes": f"{int(row['n_models'])} size{'s' if row['n_models'] > 1 else ''}",
-        "share of budget": f"{row['train_compute_share']:.3g} of the target's compute",
+        "share of budget": f"{row['train_compute_share']:.3g} of the target compute",
         "tokens per model": f"{row['tokens_per_model']:.3g} tokens per model",
         "checkpoints": f"{row['fraction']:.0%} of each run seen",
         "repeated data": f"{row['max_epochs']:.3g} epochs",
@@ -255,7 +261,7 @@ def compare(model: ErrorModel, winner: pd.Series, other: pd.Series, top: int = 2
     values_w, values_o = _values(winner), _values(other)
     out = []
     for factor in diff.sort_values(ascending=False).index:
-        ratio = float(np.exp(diff[factor]))
+        ratio = _ratio(diff[factor])
         if ratio <= 1.005:
             break
         out.append({"factor": factor, "p90_ratio": ratio,
@@ -306,7 +312,7 @@ def runners_up(model: ErrorModel, ranked: pd.DataFrame, count: int = RUNNERS_UP,
             "train_compute_share": float(row["train_compute_share"]), "scale_up": float(row["scale_up"]),
             "p10": float(row["p10"]), "p50": float(row["p50"]), "p90": float(row["p90"]),
             "outside": list(row["outside"]), "p90_over_recommended": float(gap), "factors": lost,
-            "why": f"{describe(row)}: p90 {row['p90']:.2%} ({gap:.2f}x the plan's); {why}",
+            "why": f"{describe(row)}: p90 {row['p90']:.2%} ({gap:.2f}x the recommended); {why}",
         })
     return out
 
@@ -314,14 +320,15 @@ def runners_up(model: ErrorModel, ranked: pd.DataFrame, count: int = RUNNERS_UP,
 def sensitivities(model: ErrorModel) -> dict:
     """How the error model's p90 moves with each design choice (multipliers), for the plan's plain words."""
     coef = dict(zip(LEVELS["plan"], model.coefficients["plan"]["0.9"]["coef"]))
+    log2 = math.log(2)
     return {
-        "scale-up": 2 ** coef.get("log_scale_up", 0.0),  # per doubling of the scale-up
-        "number of sizes": math.exp(coef.get("n_models", 0.0)),  # per extra size
-        "single size": math.exp(coef.get("single_model", 0.0)),  # one size against two
-        "share of budget": 2 ** coef.get("log_compute_share", 0.0),  # per doubling of the share
-        "tokens per model": 2 ** coef.get("log_tokens_per_model", 0.0),  # per doubling
-        "half of each run": math.exp(-0.5 * coef.get("fraction", 0.0)),  # seeing half of each run, not all
-        "outside the corpus": math.exp(model.widen_per_unit),  # per unit (log) of feature outside the ranges
+        "scale-up": _ratio(log2 * coef.get("log_scale_up", 0.0)),  # per doubling of the scale-up
+        "number of sizes": _ratio(coef.get("n_models", 0.0)),  # per extra size
+        "single size": _ratio(coef.get("single_model", 0.0)),  # one size against two
+        "share of budget": _ratio(log2 * coef.get("log_compute_share", 0.0)),  # per doubling of the share
+        "tokens per model": _ratio(log2 * coef.get("log_tokens_per_model", 0.0)),  # per doubling
+        "half of each run": _ratio(-0.5 * coef.get("fraction", 0.0)),  # seeing half of each run, not all
+        "outside the corpus": _ratio(model.widen_per_unit),  # per unit (log) of feature outside the ranges
     }
 
 
@@ -343,7 +350,7 @@ def decided_by(model: ErrorModel, ranked: pd.DataFrame, naive: pd.DataFrame,
     effect = {}
     for label, row in rivals:
         for factor, v in _diff(model, winner, row, parts).items():
-            effect.setdefault(factor, []).append((label, row, float(np.exp(v))))
+            effect.setdefault(factor, []).append((label, row, _ratio(v)))
     words = {
         "scale-up": (f"the largest small model is {values['scale-up'].split()[1]} smaller than the target; "
                      f"each doubling of the scale-up multiplies the expected p90 by {sens['scale-up']:.2f}"),

@@ -291,6 +291,7 @@ def recommend(model: ErrorModel, request: PlanRequest) -> Plan:
     summary = (f"{describe(top)} has the lowest plausible worst-case ARE (p90 {top['p90']:.2%}, p50 {top['p50']:.2%}) "
                f"among {len(ranked)} designs at this budget, the {len(naive)} naive ones included"
                + (f" (p90: {beaten})" if beaten else "") + ".")
+    chosen_text = summary  # plain text a page can show as is (no character HTML would escape)
     if alternatives:
         summary += f" Next best: {alternatives[0]['why']}."
     choice = {"rule": "lowest p90, then lowest p50, then the cheaper design (plan level of the error model)",
@@ -307,7 +308,7 @@ def recommend(model: ErrorModel, request: PlanRequest) -> Plan:
     }
     coverage = model.validation.get("coverage", float("nan"))  # the plan level's, as fit_error_model records it
     reasons = {
-        "models": summary,
+        "models": chosen_text,
         "tokens": f"every model sees {top['tokens_per_param']:.1f} tokens per parameter, which spends the budget "
                   f"(6 N D = {total:.3g} FLOPs)",
         "schedule": f"each run is evaluated every 1/{EVALUATIONS_PER_RUN} of its own tokens and at its end; the fit "
