@@ -16,10 +16,14 @@ The public surface, all importable as ``from fits import name`` (the service imp
   ``ExponentPrior``, ``DEFAULT_PRIOR``, ``TrainSet``.
 - backtests (fits.backtest): ``backtest_family``, ``split_target``, ``eligible_families``, ``MIN_SIZES``.
 - sweeps, error model, plans (fits.sweep, fits.errormodel, fits.plan): ``sweep_family``, ``fit_error_model``,
-  ``ErrorModel``, ``ARE_CAP``, ``PlanRequest``, ``PlanInputError``, ``recommend``.
+  ``ErrorModel``, ``ARE_CAP``, ``PlanRequest``, ``PlanInputError`` (``field``, ``fields``), ``recommend`` (-> ``Plan``,
+  whose ``to_dict()`` the service stores); a plan as files (fits.schedule): ``plan_csv`` (one row per run),
+  ``prediction_template_csv`` (the runs' evaluation points, ``model, params, tokens, value`` with ``value`` empty);
+  the compute-optimal split (fits.compute_optimal): ``compute_optimal``, ``REFERENCE_LAW``.
 - runs from trackers (fits.trackers): ``read_runs``, ``RunsImport``, ``RunsImportError``, ``ImportLimits``,
   ``ImportReport``.
-- output: ``fit_figure`` (fits.plots, a matplotlib Figure without pyplot), ``json_safe`` (fits.jsonsafe).
+- output: ``fit_figure``, ``iso_flop_figure`` (a plan's iso-FLOP curves) (fits.plots, matplotlib Figures without
+  pyplot), ``json_safe`` (fits.jsonsafe).
 """
 from .api import fit, make_predictor, predict_interval, predict_loss, prediction_interval, prepare_train
 from .backtest import MIN_SIZES, backtest_family, eligible_families, split_target
@@ -36,6 +40,7 @@ from .canonical import (
     text_problem,
     validate_canonical,
 )
+from .compute_optimal import REFERENCE_LAW, compute_optimal
 from .data import (
     FIT_COLUMNS,
     as_fit_frame,
@@ -50,12 +55,13 @@ from .errormodel import ARE_CAP, ErrorModel, fit_error_model
 from .fitting import fit_law
 from .jsonsafe import json_safe
 from .method import DEFAULT_METHOD, AutoMethod, Fit, Method
-from .plan import PlanInputError, PlanRequest, recommend
-from .plots import fit_figure
+from .plan import Plan, PlanInputError, PlanRequest, recommend
+from .plots import fit_figure, iso_flop_figure
 from .policy import DEFAULT_POLICY, CheckpointPolicy
 from .posterior import DEFAULT_PRIOR, ExponentPrior
 from .result import FitResult
 from .runtable import RUN_TABLE_COLUMNS, read_run_table, validate_run_table
+from .schedule import plan_csv, prediction_template_csv
 from .sweep import sweep_family
 from .trackers import ImportLimits, ImportReport, RunsImport, RunsImportError, read_runs
 from .trainset import FitInputError, TrainSet
@@ -81,9 +87,11 @@ __all__ = [
     "ImportReport",
     "MIN_SIZES",
     "Method",
+    "Plan",
     "PlanInputError",
     "PlanRequest",
     "Problem",
+    "REFERENCE_LAW",
     "RUN_TABLE_COLUMNS",
     "RunsImport",
     "RunsImportError",
@@ -91,6 +99,7 @@ __all__ = [
     "as_fit_frame",
     "backtest_family",
     "choose_primary_metric",
+    "compute_optimal",
     "eligible_families",
     "fit",
     "fit_error_model",
@@ -98,13 +107,16 @@ __all__ = [
     "fit_law",
     "frame_to_raw",
     "is_loss_metric",
+    "iso_flop_figure",
     "json_safe",
     "load_primary",
     "make_predictor",
     "name_problem",
+    "plan_csv",
     "predict_interval",
     "predict_loss",
     "prediction_interval",
+    "prediction_template_csv",
     "prepare_train",
     "primary_metrics",
     "primary_observations",

@@ -1,10 +1,13 @@
 """Plans: which small models to train for a target, chosen by the error model.
 
-:func:`recommend` searches designs a team can train - ``n_models`` sizes
-log-spaced up to a largest size, each trained at the same tokens-per-parameter
-ratio so that together they spend the budget - and picks the one whose
-plausible worst-case ARE (the error model's p90) is lowest, then the lowest
-p50; ties go to the cheaper design.
+:func:`recommend` scores every design a team might train at the budget - the
+searched ones and the naive ones (:mod:`fits.designs`) - and recommends the one
+whose plausible worst-case ARE (the error model's p90) is lowest, then the
+lowest p50, then the cheaper: no design the plan shows has a lower p90. The plan
+says why (runners-up, the factors that decided), warns with stable codes where
+it should not be trusted blindly, gives each run its own evaluation schedule
+(:mod:`fits.schedule`) and the compute-optimal split of the target's compute
+(:mod:`fits.compute_optimal`).
 
 :func:`evaluate_plans` is the proof: on held-out families it makes the
 recommendation among the sizes and token counts the family actually has, and
@@ -20,28 +23,32 @@ import pandas as pd
 
 from .api import prepare_train
 from .backtest import split_target
-from .errormodel import ErrorModel
+from .compute_optimal import compute_optimal
+from .designs import MIN_TOKENS_PER_PARAM, NAIVE_DESIGNS, SEARCHED, all_designs, at_budget, decided_by, describe, \
+    p90_factors, rank, runners_up, score
+from .designs import best as pick_best
+from .errormodel import ErrorModel, design_features
 from .policy import DEFAULT_POLICY
+from .schedule import EVALUATIONS_PER_RUN, run_schedule
 from .sweep import FRACTIONS, evaluate_design, family_traits, run_compute, sweep_family
 
-PLAN_VERSION = 1
-MIN_TOKENS_PER_PARAM = 1.0  # below this a "trained" model has seen less data than it has weights
+PLAN_VERSION = 2
 SMALLEST_SENSIBLE_PARAMS = 1e6
-# Published Chinchilla fit (Hoffmann et al. 2022, approach 3), the default for
-# the compute-optimal split when no reference family is given.
-CHINCHILLA_LAW = {"E": 1.69, "A": 406.4, "alpha": 0.34, "B": 410.7, "beta": 0.28}
-NAIVE_DESIGNS = ("one-large-model", "k-smallest", "five-log-spaced")
 MAX_PARAMS = 2**62  # the largest parameter count the corpus stores (fits.canonical)
 MAX_EPOCHS = 1e4  # passes over the data; the corpus's most repeated runs make 9,000
+# Tokens per parameter outside this range are flagged (extreme_tokens_per_param): published models train within it.
+TOKENS_PER_PARAM_SANE = (1.0, 10_000.0)
+FRONTIER_FACTORS = (1 / 30, 1 / 10, 1 / 3, 1.0, 3.0)  # the frontier's budgets, as multiples of the plan's
 
 
 class PlanInputError(ValueError):
-    """An impossible request; the message names the field and why."""
+    """An impossible request; the message names the field and why (``fields``: every field at fault)."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, fields: tuple[str, ...] = ()):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.reason = message
+        self.fields = tuple(fields) or (field,)
 
 
 @dataclass
@@ -59,6 +66,7 @@ class PlanRequest:
 
     def resolved(self) -> dict:
         """Validated numbers: target tokens and compute, budget, size bounds."""
+        _refuse_conflicts(self)
         n_t = _positive("target_params", self.target_params, upper=MAX_PARAMS)
         if self.min_size is None and n_t / 2 < SMALLEST_SENSIBLE_PARAMS:
             raise PlanInputError("target_params", f"{n_t:.3g} is too small to plan for: the small models are at least "
@@ -105,6 +113,20 @@ class PlanRequest:
         return {"n_t": n_t, "d_t": d_t, "c_t": c_t, "budget": budget, "lo": lo, "hi": hi, "k": k, "epochs": epochs}
 
 
+# Pairs of fields that say the same thing two ways: given both, one would be silently ignored.
+CONFLICTING_FIELDS = (
+    ("budget_flops", "budget_fraction", "the small models' budget in FLOPs or as a share of the target's compute"),
+    ("target_tokens", "target_compute", "the target's training as its tokens or as its compute"),
+)
+
+
+def _refuse_conflicts(request: "PlanRequest") -> None:
+    for first, second, what in CONFLICTING_FIELDS:
+        if getattr(request, first) is not None and getattr(request, second) is not None:
+            raise PlanInputError(first, f"Both {first} and {second} were given; give {what}, not both.",
+                                 fields=(first, second))
+
+
 def _positive(name, value, upper: float | None = None) -> float:
     if isinstance(value, bool):  # float(True) is 1.0, but True is no size
         raise PlanInputError(name, f"must be a number, not {value!r}")
@@ -128,191 +150,194 @@ def _whole(name, value, lo: int, hi: int) -> int:
 
 @dataclass
 class Plan:
+    """A recommendation and everything that explains it; :meth:`to_dict` is the JSON the service stores.
+
+    ``recommended`` (its p10/p50/p90 and per-run ``models``), ``naive`` (the naive designs, scored),
+    ``alternatives`` (the runners-up), ``warnings`` (``[{"code", "message", ...}]``), ``choice`` (how it was
+    chosen and the factors that decided). ``design``, ``models``, ``expected_are``, ``schedule``, ``frontier``,
+    ``compute_optimal`` and ``reasons`` as in version 1 (``models`` is ``recommended["models"]``).
+    """
+
     request: dict
+    recommended: dict
+    naive: list
+    alternatives: list
+    warnings: list
+    choice: dict
     design: dict
-    models: list
-    expected_are: dict
     schedule: dict
     frontier: list
-    naive: list
     compute_optimal: dict
-    warnings: list = field(default_factory=list)
     reasons: dict = field(default_factory=dict)
     version: int = PLAN_VERSION
 
+    @property
+    def models(self) -> list:
+        return self.recommended["models"]
+
+    @property
+    def expected_are(self) -> dict:
+        return {q: self.recommended[q] for q in ("p10", "p50", "p90")}
+
     def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items()}
+        return {"version": self.version, "request": self.request, "recommended": self.recommended,
+                "naive": self.naive, "alternatives": self.alternatives, "warnings": self.warnings,
+                "choice": self.choice, "design": self.design, "models": self.models,
+                "expected_are": self.expected_are, "schedule": self.schedule, "frontier": self.frontier,
+                "compute_optimal": self.compute_optimal, "reasons": self.reasons}
 
 
-def candidate_designs(r: dict, max_models: int, max_epochs: float, budget: float | None = None) -> pd.DataFrame:
-    """Designs within a budget: k log-spaced sizes up to N_L, all at the tokens/param that spends it.
-
-    Vectorised per k (all largest sizes and spreads at once): a plan builds
-    these tables seven times (the plan, its frontier, the naive designs).
-    """
-    budget = r["budget"] if budget is None else budget
-    largest = np.unique(np.geomspace(r["lo"], r["hi"], 16))
-    frames = []
-    for k in range(1, max_models + 1):
-        spreads = np.array([1.0]) if k == 1 else np.array([3.0, 10.0, 30.0, 100.0])
-        n_l = np.repeat(largest, spreads.size)
-        n_1 = np.maximum(n_l / np.tile(spreads, largest.size), r["lo"])
-        if k > 1:
-            n_l, n_1 = n_l[n_1 < n_l], n_1[n_1 < n_l]
-        steps = np.linspace(0.0, 1.0, k)
-        sizes = np.exp(np.log(n_1)[:, None] + (np.log(n_l) - np.log(n_1))[:, None] * steps[None, :])
-        ratio = budget / (6 * np.sum(sizes**2, axis=1))
-        keep = ratio >= MIN_TOKENS_PER_PARAM
-        if not keep.any():
-            continue
-        sizes, ratio = sizes[keep], ratio[keep]
-        tokens = ratio[:, None] * sizes
-        flops = 6 * sizes * tokens
-        frames.append(pd.DataFrame({
-            "sizes": list(sizes), "tokens": list(tokens), "flops": list(flops),
-            "n_models": k, "scale_up": r["n_t"] / sizes[:, -1], "train_compute_share": flops.sum(axis=1) / r["c_t"],
-            "tokens_per_model": np.median(tokens, axis=1), "fraction": 1.0, "policy": "auto",
-            "max_epochs": max_epochs, "has_curves": 1.0, "tokens_per_param": ratio,
-        }))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+def _frontier(model: ErrorModel, r: dict, pool: pd.DataFrame, top: pd.Series) -> list[dict]:
+    """The best design (naive ones included) at budgets from 1/30 to 3x the one asked for, up to the target's."""
+    budgets = [r["budget"] * f for f in FRONTIER_FACTORS if f != 1.0 and r["budget"] * f <= r["c_t"]]
+    others = [at_budget(pool, r, r["epochs"], b).assign(_budget=b) for b in budgets]
+    others = [o for o in others if not o.empty]
+    best_at = {r["budget"]: top}
+    if others:  # one scoring of every budget's candidates
+        scored = score(model, pd.concat(others, ignore_index=True))
+        best_at.update({b: pick_best(part) for b, part in scored.groupby("_budget")})
+    return [{"budget_flops": b, "budget_fraction": b / r["c_t"], "name": str(d["name"]),
+             "n_models": int(d["n_models"]), "largest_params": float(np.max(d["sizes"])),
+             "p10": float(d["p10"]), "p50": float(d["p50"]), "p90": float(d["p90"]), "chosen": b == r["budget"]}
+            for b, d in sorted(best_at.items())]
 
 
-def _score(model: ErrorModel, designs: pd.DataFrame) -> pd.DataFrame:
-    """Designs with the plan-level p10/p50/p90: a plan is made before any of its runs exist."""
-    pred = model.predict(designs, level="plan")
-    return designs.assign(p10=pred["p10"].to_numpy(), p50=pred["p50"].to_numpy(), p90=pred["p90"].to_numpy())
+# What each feature of the error model's ranges is, and how to show its value.
+RANGE_WORDS = {
+    "log_scale_up": ("scale-up from the largest small model", lambda v: f"{math.exp(v):.3g}x"),
+    "n_models": ("number of sizes", lambda v: f"{v:g}"),
+    "log_compute_share": ("share of the target's compute", lambda v: f"{math.exp(v):.3g}"),
+    "log_tokens_per_model": ("tokens per model", lambda v: f"{math.exp(v):.3g}"),
+    "log_max_epochs": ("epochs over the data", lambda v: f"{math.exp(v):.3g}"),
+}
 
 
-def _best(scored: pd.DataFrame) -> pd.Series:
-    """The design with the lowest p90, then p50, then the cheaper one.
-
-    Ranking by the plausible worst case, not the median: measured leave one
-    family out on the corpus, p50-ranked plans beat the best naive design in
-    59% of (family, budget) cases, p90-ranked ones in 72%. The p90 leans on
-    what reliably helps (compute spent, a larger largest model) where the p50
-    also chases effects that differ between families.
-    """
-    return scored.sort_values(["p90", "p50", "train_compute_share"]).iloc[0]
-
-
-def _naive_candidates(r: dict, max_epochs: float) -> dict:
-    """The designs a team picks without a planner, each spending the same budget."""
-    out = {}
-    big = candidate_designs({**r, "lo": r["hi"]}, 1, max_epochs)
-    if len(big):
-        out["one-large-model"] = big.iloc[[0]]
-    for name, k, lo, hi in (("k-smallest", 5, r["lo"], min(r["lo"] * 100, r["hi"])),
-                            ("five-log-spaced", 5, r["lo"], r["hi"])):
-        sizes = np.geomspace(lo, hi, k)
-        ratio = r["budget"] / (6 * np.sum(sizes**2))
-        if ratio < MIN_TOKENS_PER_PARAM:
-            continue
-        tokens = ratio * sizes
-        out[name] = pd.DataFrame([{
-            "sizes": sizes, "tokens": tokens, "flops": 6 * sizes * tokens, "n_models": k,
-            "scale_up": r["n_t"] / hi, "train_compute_share": r["budget"] / r["c_t"],
-            "tokens_per_model": float(np.median(tokens)), "fraction": 1.0, "policy": "auto",
-            "max_epochs": max_epochs, "has_curves": 1.0, "tokens_per_param": ratio,
-        }])
+def plan_warnings(model: ErrorModel, r: dict, chosen: pd.Series) -> list[dict]:
+    """Warnings with stable codes: what a team should check before acting on the plan."""
+    out = []
+    if r["budget"] >= r["c_t"]:
+        out.append({"code": "budget_exceeds_target", "fields": ["budget_flops", "budget_fraction"],
+                    "message": f"The budget for the small models ({r['budget']:.3g} FLOPs) is at least the target's "
+                               f"own compute ({r['c_t']:.3g} FLOPs): training the target itself costs no more. "
+                               "Check the budget and the target's tokens."})
+    outside = []
+    x = design_features(pd.DataFrame([chosen]))
+    for feat in chosen["outside"]:
+        lo, hi = model.ranges[feat]
+        words, show = RANGE_WORDS.get(feat, (feat, lambda v: f"{v:.3g}"))
+        outside.append({"feature": feat, "of": "plan", "value": show(float(x[feat].iloc[0])),
+                        "covered": [show(lo), show(hi)], "text": f"the plan's {words} {show(float(x[feat].iloc[0]))} "
+                        f"(the sweep covered {show(lo)} to {show(hi)})"})
+    if "log_tokens_per_model" in model.ranges:
+        # The corpus's targets were trained on about as many tokens as their families' runs: a target beyond the
+        # longest run the sweep saw is beyond any target it saw.
+        lo, hi = model.ranges["log_tokens_per_model"]
+        if not lo <= math.log(r["d_t"]) <= hi:
+            outside.append({"feature": "target_tokens", "of": "target", "value": f"{r['d_t']:.3g}",
+                            "covered": [f"{math.exp(lo):.3g}", f"{math.exp(hi):.3g}"],
+                            "text": f"the target's {r['d_t']:.3g} tokens (the sweep's runs saw "
+                                    f"{math.exp(lo):.3g} to {math.exp(hi):.3g})"})
+    if outside:
+        out.append({"code": "outside_corpus", "features": [o["feature"] for o in outside], "outside": outside,
+                    "message": "Outside what the error model's sweep covered: " + "; ".join(o["text"] for o in outside)
+                               + ". The expected ARE is an extrapolation; its interval is widened there."})
+    lo, hi = TOKENS_PER_PARAM_SANE
+    extreme = [f"{label} sees {ratio:.3g} tokens per parameter"
+               for label, ratio in (("the target", r["d_t"] / r["n_t"]),
+                                    ("each planned run", float(chosen["tokens_per_param"])))
+               if not lo <= ratio <= hi]
+    if extreme:
+        text = " and ".join(extreme)
+        out.append({"code": "extreme_tokens_per_param",
+                    "message": f"{text[0].upper()}{text[1:]}, outside {lo:g} to {hi:,.0f}: published models and "
+                               "the corpus's runs train within that range, and laws fitted there rarely hold "
+                               "beyond it."})
+    if int(chosen["n_models"]) == 1:
+        out.append({"code": "single_size",
+                    "message": "The plan trains one size: a law fitted to it cannot say how loss falls with size "
+                               "(its size term is not identified), so the target is predicted from tokens alone. "
+                               "Allow two or more sizes (max_models, min_size) if the budget permits."})
+    if r["epochs"] > 1:
+        out.append({"code": "repeated_data",
+                    "message": "Repeated data makes losses far less predictable in the corpus (datablations "
+                               "families); the expected ARE is wider for it."})
     return out
 
 
-def compute_optimal(c_t: float, law: dict | None = None) -> dict:
-    """Compute-optimal (N, D) for compute C under L = E + A/N^a + B/D^b (Hoffmann et al.'s closed form).
-
-    The interval spans the exponents' stated uncertainty (+-0.05 on each, the
-    spread of published fits) - the split is far more sensitive to them than
-    to A or B.
-    """
-    base = dict(CHINCHILLA_LAW if law is None else law)
-
-    def split(a, b):
-        g = (a * base["A"] / (b * base["B"])) ** (1 / (a + b))
-        n = g * (c_t / 6) ** (b / (a + b))
-        return n, c_t / (6 * n)
-
-    n, d = split(base["alpha"], base["beta"])
-    corners = [split(base["alpha"] + da, base["beta"] + db) for da in (-0.05, 0.05) for db in (-0.05, 0.05)]
-    ns = [c[0] for c in corners]
-    return {
-        "params": n, "tokens": d, "tokens_per_param": d / n,
-        "params_interval": [min(ns), max(ns)],
-        "law": base, "source": "reference family" if law is not None else "Chinchilla (Hoffmann et al. 2022)",
-    }
+def _request_dict(request: PlanRequest, r: dict) -> dict:
+    """The request as given, with the target's tokens and compute, the budget in FLOPs and the counts resolved."""
+    return {k: v for k, v in request.__dict__.items()} | {
+        "target_params": r["n_t"], "target_tokens": r["d_t"], "target_compute": r["c_t"], "budget_flops": r["budget"],
+        "max_models": r["k"], "max_epochs": r["epochs"]}
 
 
 def recommend(model: ErrorModel, request: PlanRequest) -> Plan:
+    """The best design for ``request`` under ``model`` among the searched and the naive designs, explained."""
     r = request.resolved()
-    scored = _score(model, candidate_designs(r, r["k"], r["epochs"]))
-    if scored.empty:
+    pool, notes = all_designs(r, r["epochs"])
+    if pool.empty:
         raise PlanInputError("budget_flops", "no design fits the budget within the size bounds")
-    best = _best(scored)
-    sizes, tokens, flops = best["sizes"], best["tokens"], best["flops"]
-    models = [{"params": float(n), "tokens": float(d), "flops": float(f)} for n, d, f in zip(sizes, tokens, flops)]
-    # Frontier: the best design at budgets from 1/30 to 3x the one asked for.
-    frontier = []
-    for factor in (1 / 30, 1 / 10, 1 / 3, 1.0, 3.0):
-        b = r["budget"] * factor
-        if b > r["c_t"]:
-            continue
-        if factor == 1.0:
-            top = best  # the plan itself: no second search
-        else:
-            cand = candidate_designs(r, r["k"], r["epochs"], budget=b)
-            if cand.empty:
-                continue
-            top = _best(_score(model, cand))
-        frontier.append({"budget_flops": b, "budget_fraction": b / r["c_t"], "n_models": int(top["n_models"]),
-                         "largest_params": float(np.max(top["sizes"])),
-                         "p10": float(top["p10"]), "p50": float(top["p50"]), "p90": float(top["p90"]),
-                         "chosen": factor == 1.0})
-    naive = []
-    for name, design in _naive_candidates(r, r["epochs"]).items():
-        s = _score(model, design).iloc[0]
-        naive.append({"name": name, "sizes": [float(x) for x in s["sizes"]], "p10": float(s["p10"]),
-                      "p50": float(s["p50"]), "p90": float(s["p90"])})
-    largest_tokens = float(np.max(tokens))
+    ranked = rank(score(model, pool))
+    parts = p90_factors(model, ranked)  # each design's p90 by factor: the explanations read it
+    top = ranked.iloc[0]
+    runs = run_schedule(top["sizes"], top["tokens"])
+    naive_rows = ranked[ranked["name"] != SEARCHED]
+    naive = [{"name": row["name"], "n_models": int(row["n_models"]), "sizes": [float(x) for x in row["sizes"]],
+              "tokens": [float(x) for x in row["tokens"]], "tokens_per_param": float(row["tokens_per_param"]),
+              "p10": float(row["p10"]), "p50": float(row["p50"]), "p90": float(row["p90"]),
+              "recommended": row["name"] == top["name"], "outside": list(row["outside"])}
+             for _, row in naive_rows.iterrows()]
+    naive.sort(key=lambda n: NAIVE_DESIGNS.index(n["name"]))
+    alternatives = runners_up(model, ranked, parts=parts)
+    total = float(np.sum(top["flops"]))
+    recommended = {"name": str(top["name"]), "description": describe(top), "n_models": int(top["n_models"]),
+                   "p10": float(top["p10"]), "p50": float(top["p50"]), "p90": float(top["p90"]), "models": runs,
+                   "total_flops": total, "train_compute_share": float(top["train_compute_share"]),
+                   "scale_up": float(top["scale_up"]), "tokens_per_param": float(top["tokens_per_param"]),
+                   "outside": list(top["outside"])}
+    beaten = ", ".join(f"{n['name']} {n['p90']:.2%}" for n in naive if not n["recommended"])
+    summary = (f"{describe(top)} has the lowest plausible worst-case ARE (p90 {top['p90']:.2%}, p50 {top['p50']:.2%}) "
+               f"among {len(ranked)} designs at this budget, the {len(naive)} naive ones included"
+               + (f" (p90: {beaten})" if beaten else "") + ".")
+    chosen_text = summary  # plain text a page can show as is (no character HTML would escape)
+    if alternatives:
+        summary += f" Next best: {alternatives[0]['why']}."
+    choice = {"rule": "lowest p90, then lowest p50, then the cheaper design (plan level of the error model)",
+              "candidates": int(len(ranked)), "naive_in_candidates": [n["name"] for n in naive],
+              "naive_left_out": notes, "summary": summary, "factors": decided_by(model, ranked, naive_rows, parts)}
     schedule = {
-        "evaluate_every_tokens": largest_tokens / 50,
-        "checkpoints_per_run": 50,
-        "drop_before_tokens": [float(min(DEFAULT_POLICY.min_tokens, DEFAULT_POLICY.max_run_fraction * d))
-                               for d in tokens],
+        "per_run": True,
+        "evaluations_per_run": EVALUATIONS_PER_RUN,
+        # One setting for every run that still gives each at least EVALUATIONS_PER_RUN evaluations.
+        "evaluate_every_tokens": min(m["eval_every_tokens"] for m in runs),
+        "checkpoints_per_run": EVALUATIONS_PER_RUN,
+        "drop_before_tokens": [m["drop_before_tokens"] for m in runs],
         "checkpoints_used_per_run": DEFAULT_POLICY.max_per_run,
     }
-    warnings = []
-    lo_share, hi_share = model.trained_on.get("compute_share_range", [None, None])
-    if best["scale_up"] > model.trained_on.get("max_scale_up", math.inf):
-        warnings.append(f"the scale-up {best['scale_up']:.1f}x from the largest small model exceeds the corpus's "
-                        f"largest ({model.trained_on['max_scale_up']:.1f}x): the expected ARE is an extrapolation")
-    if lo_share is not None and not lo_share <= best["train_compute_share"] <= hi_share:
-        warnings.append(f"spending {best['train_compute_share']:.2%} of the target's compute lies outside the "
-                        f"corpus's designs ({lo_share:.2%}-{hi_share:.2%})")
-    if r["epochs"] > 1:
-        warnings.append("repeated data makes losses far less predictable in the corpus (datablations families)")
+    coverage = model.validation.get("coverage", float("nan"))  # the plan level's, as fit_error_model records it
     reasons = {
-        "models": f"{int(best['n_models'])} sizes from {sizes[0]:.3g} to {sizes[-1]:.3g} parameters had the lowest "
-                  f"plausible worst-case (p90) ARE among {len(scored)} designs within the budget",
-        "tokens": f"every model sees {best['tokens_per_param']:.1f} tokens per parameter, which spends the budget "
-                  f"(6 N D = {flops.sum():.3g} FLOPs)",
-        "schedule": "checkpoints before min(1B tokens, half a run) are noisy and dropped; 60 per run suffice "
-                    "(measured: more cost time, not accuracy)",
+        "models": chosen_text,
+        "tokens": f"every model sees {top['tokens_per_param']:.1f} tokens per parameter, which spends the budget "
+                  f"(6 N D = {total:.3g} FLOPs)",
+        "schedule": f"each run is evaluated every 1/{EVALUATIONS_PER_RUN} of its own tokens and at its end; the fit "
+                    f"drops checkpoints before min({DEFAULT_POLICY.min_tokens:.0e} tokens, half the run) and uses "
+                    f"at most {DEFAULT_POLICY.max_per_run} per run (measured: more cost time, not accuracy)",
         "expected_are": "the error model's p10-p90 for this design, learned from backtested laws on the corpus "
-                        f"(held-out coverage {model.validation.get('coverage', float('nan')):.0%})",
+                        f"(held-out coverage {coverage:.0%})",
     }
     return Plan(
-        request={k: v for k, v in request.__dict__.items()} | {
-            "target_params": r["n_t"], "target_tokens": r["d_t"], "target_compute": r["c_t"], "budget_flops": r["budget"],
-            "max_models": r["k"], "max_epochs": r["epochs"]},
-        design={"n_models": int(best["n_models"]), "scale_up": float(best["scale_up"]),
-                "train_compute_share": float(best["train_compute_share"]),
-                "tokens_per_param": float(best["tokens_per_param"])},
-        models=models,
-        expected_are={"p10": float(best["p10"]), "p50": float(best["p50"]), "p90": float(best["p90"])},
-        schedule=schedule,
-        frontier=frontier,
+        request=_request_dict(request, r),
+        recommended=recommended,
         naive=naive,
+        alternatives=alternatives,
+        warnings=plan_warnings(model, r, top),
+        choice=choice,
+        design={"name": str(top["name"]), "n_models": int(top["n_models"]), "scale_up": float(top["scale_up"]),
+                "train_compute_share": float(top["train_compute_share"]),
+                "tokens_per_param": float(top["tokens_per_param"])},
+        schedule=schedule,
+        frontier=_frontier(model, r, pool, top),
         compute_optimal=compute_optimal(r["c_t"], request.law),
-        warnings=warnings,
         reasons=reasons,
     )
 
@@ -363,7 +388,7 @@ def _naive_as_candidates(naive: dict, traits: dict, model: ErrorModel) -> pd.Dat
     for name, row in naive.items():
         rows.append({**row, "name": name, "n_models": len(row["sizes"]), "fraction": row.get("fraction", 1.0),
                      "policy": "auto", **traits})
-    return _score(model, pd.DataFrame(rows))
+    return score(model, pd.DataFrame(rows))
 
 
 def evaluate_plans(model: ErrorModel, frame: pd.DataFrame, budgets=(0.01, 0.03, 0.1, 0.3), min_sizes: int = 4,
@@ -381,7 +406,7 @@ def evaluate_plans(model: ErrorModel, frame: pd.DataFrame, budgets=(0.01, 0.03, 
         sweep = pd.DataFrame(sweep_family(part))
         design = pd.json_normalize(sweep["design"].tolist())
         sweep = pd.concat([sweep.drop(columns=["design"]), design], axis=1)
-        sweep = _score(em, sweep)
+        sweep = score(em, sweep)
         train, target = split_target(prepare_train(part))
         sizes = np.sort(train["params"].unique())
         traits = family_traits(part)
@@ -395,7 +420,7 @@ def evaluate_plans(model: ErrorModel, frame: pd.DataFrame, budgets=(0.01, 0.03, 
                             & (pool["error"].fillna("") == "")]
             if feasible.empty:
                 continue
-            best = _best(feasible)
+            best = pick_best(feasible)
             alternatives = [{"name": name, "realized_are": _json_float(row["are"]),
                              "sizes": row["sizes"], "train_compute_share": row["train_compute_share"]}
                             for name, row in naive.items()]
@@ -429,4 +454,4 @@ def _json_float(x):
     return x if math.isfinite(x) else None
 
 
-__all__ = ["PlanRequest", "PlanInputError", "Plan", "recommend", "evaluate_plans", "compute_optimal"]
+__all__ = ["PlanRequest", "PlanInputError", "Plan", "recommend", "plan_warnings", "evaluate_plans", "compute_optimal"]

@@ -1,4 +1,4 @@
-"""Figures of a fitted family: data and fitted curves per size, and a target's prediction.
+"""Figures: a fitted family (data and fitted curves per size, a target's prediction) and a plan's iso-FLOP frontier.
 
 Functions return a :class:`matplotlib.figure.Figure` built without pyplot, so
 they are safe in a web process or worker (no global figure state, no GUI
@@ -12,12 +12,11 @@ from matplotlib import colormaps
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
+from .compute_optimal import law_loss, optimal_split
+from .schedule import size_label
 
-def _label_size(n: float) -> str:
-    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if n >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return f"{n:.3g}"
+
+_label_size = size_label
 
 
 def _epochs_along(rows: pd.DataFrame, tokens: np.ndarray):
@@ -126,3 +125,58 @@ def _mappable(cmap, norm):
     mappable.set_array([])
     return mappable
 
+
+def iso_flop_figure(plan: dict, *, figsize=(8.0, 5.0)) -> Figure:
+    """Loss against parameters along iso-FLOP curves, under the plan's compute-optimal law.
+
+    ``plan``: a plan's ``to_dict()`` (as stored). Drawn: the curve at the target's compute with the target
+    on it and the compute-optimal split (its 10-90% range as a bar), the curve at the whole budget, each
+    planned run on its own curve, and the frontier of optima across budgets. The loss is the reference law's
+    (``plan["compute_optimal"]["law"]``), not the user's: it shows where the runs sit, not what they will reach.
+    """
+    opt = plan["compute_optimal"]
+    law = opt["law"]
+    request = plan["request"]
+    runs = (plan.get("recommended") or {}).get("models") or plan["models"]
+    n_t, d_t, c_t = (float(request[k]) for k in ("target_params", "target_tokens", "target_compute"))
+    budget = float(request["budget_flops"])
+    run_n = np.array([float(m["params"]) for m in runs])
+    run_d = np.array([float(m["tokens"]) for m in runs])
+    opt_b, _ = optimal_split(budget, law)
+    lo = min(run_n.min(), float(opt_b), n_t) / 10
+    hi = max(run_n.max(), float(opt["params"]), n_t) * 10
+    grid = np.geomspace(lo, hi, 300)
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(grid, law_loss(law, grid, c_t / (6 * grid)), color="crimson", lw=1.8,
+            label=f"iso-FLOP at the target's compute ({c_t:.3g} FLOPs)")
+    ax.plot(grid, law_loss(law, grid, budget / (6 * grid)), color="tab:blue", lw=1.4, ls="--",
+            label=f"iso-FLOP at the whole budget ({budget:.3g} FLOPs)")
+    for i, (n, d) in enumerate(zip(run_n, run_d)):
+        ax.plot(grid, law_loss(law, grid, 6 * n * d / (6 * grid)), color="tab:blue", lw=0.6, alpha=0.35,
+                label="iso-FLOP of each planned run" if i == 0 else None)
+    computes = np.geomspace(min(6 * run_n * run_d) / 3, c_t * 3, 60)
+    fn, fd = optimal_split(computes, law)
+    ax.plot(fn, law_loss(law, fn, fd), color="0.3", lw=1.0, ls=":", label="compute-optimal frontier (each compute's best)")
+    ax.scatter(run_n, law_loss(law, run_n, run_d), s=36, color="tab:blue", edgecolors="white", zorder=5,
+               label=f"planned runs ({len(runs)}, circles)")
+    ax.scatter([n_t], [law_loss(law, n_t, d_t)], marker="*", s=180, color="crimson", edgecolors="black", lw=0.5,
+               zorder=6, label=f"target ({size_label(n_t)} on {d_t:.3g} tokens, star)")
+    n_o, d_o = float(opt["params"]), float(opt["tokens"])
+    l_o = float(law_loss(law, n_o, d_o))
+    lo_o, hi_o = (float(v) for v in opt.get("params_interval", [n_o, n_o]))
+    ax.errorbar([n_o], [l_o], xerr=[[n_o - lo_o], [hi_o - n_o]], fmt="D", color="tab:green", ms=7, capsize=4,
+                zorder=6, label=f"compute-optimal split of the target's compute ({size_label(n_o)}, "
+                                f"{d_o / n_o:.0f} tokens/param; bar: 10-90% range)")
+    ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    marks = np.concatenate([law_loss(law, run_n, run_d), [law_loss(law, n_t, d_t), l_o]])
+    span = marks.max() - marks.min()
+    ax.set_ylim(marks.min() - 0.3 * span - 0.05, marks.max() + 0.6 * span + 0.05)
+    ax.set_xlabel("parameters (N); tokens D = compute / (6 N)")
+    ax.set_ylabel("loss under the reference law")
+    ax.set_title(f"Iso-FLOP curves under {opt.get('source', 'the reference law')}", fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper right")
+    return fig

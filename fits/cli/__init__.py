@@ -5,6 +5,8 @@
     python -m fits sweep CORPUS... [--families F...] [--jobs N] [--json OUT] [--csv OUT]  (cli/sweeps.py)
     python -m fits calibrate --train T... [--test X...] [--json OUT] [--save-model M.json]
     python -m fits evaluate-plans --train T... [--test X...] [--json OUT]
+    python -m fits plan --error-model M.json --target-params N --target-tokens D --budget-fraction F [--json OUT]
+                        [--csv OUT] [--template OUT] [--plot OUT.png]                   (cli/plan.py)
     python -m fits runs DIR --metric TAG --tokens-per-step K --params-file P.csv [--csv OUT]  (trackers/cli.py)
 
 Bad input (a missing file, an invalid corpus, an unknown family, a bad number)
@@ -16,7 +18,7 @@ import argparse
 import sys
 
 from ..trainset import FitInputError
-from . import backtest, sweeps
+from . import backtest, plan, sweeps
 from .common import EXIT_BAD_INPUT, CliError
 
 
@@ -25,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     backtest.add_commands(sub)
     sweeps.add_commands(sub)
+    plan.add_commands(sub)
     from ..trackers.cli import add_runs_command  # `runs`: TensorBoard / W&B / MLflow -> a canonical runs CSV
 
     add_runs_command(sub)
