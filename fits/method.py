@@ -154,6 +154,7 @@ class Fit:
             "train_compute_share": compute / (6.0 * float(target_params) * float(target_tokens)),
             "fraction": float(np.clip(np.median(train.tokens[last] / train.run_tokens[last]), 0.0, 1.0)),
             "tokens_per_model": float(np.median(train.tokens[last])),
+            "tokens_per_param": float(np.median(train.tokens[last] / train.params[last])),
             "max_epochs": float(max(epochs.max(), 1.0)) if epochs.size else 1.0,
             "has_curves": float(np.median(counts) > 1),
             "rmse_log": float(self.result.stats.get("rmse_log", np.nan)),

@@ -99,6 +99,14 @@ def run_design(train: pd.DataFrame, target: pd.DataFrame, design: Design, sizes:
     return row
 
 
+def _tokens_per_param(rows: pd.DataFrame) -> float:
+    """The median over the runs of tokens seen per parameter (how long the models were trained)."""
+    if rows.empty:
+        return 0.0
+    last = rows.groupby(run_key(rows)).agg(params=("params", "first"), tokens=("tokens", "max"))
+    return float((last["tokens"] / last["params"]).median())
+
+
 def run_compute(rows: pd.DataFrame) -> float:
     """Training FLOPs of the runs in ``rows``: 6 N D at each run's last checkpoint there."""
     if rows.empty:
@@ -125,6 +133,7 @@ def evaluate_design(train: pd.DataFrame, target: pd.DataFrame, used_sizes, fract
         "scale_up": float(target["params"].iloc[0] / used_sizes.max()),
         "train_compute_share": run_compute(rows) / target_compute,
         "tokens_per_model": float(rows.groupby(run_key(rows))["tokens"].max().median()) if len(rows) else 0.0,
+        "tokens_per_param": _tokens_per_param(rows),
     }
     tn, td = target["params"].to_numpy(), target["tokens"].to_numpy()
     try:
