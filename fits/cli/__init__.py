@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from ..trainset import FitInputError
-from . import backtest, sweeps
+from . import advise, backtest, sweeps
 from .common import EXIT_BAD_INPUT, CliError
 
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     backtest.add_commands(sub)
     sweeps.add_commands(sub)
+    advise.add_commands(sub)  # `advise`, `progress`: next-run advice, the prediction as runs advance
     from ..trackers.cli import add_runs_command  # `runs`: TensorBoard / W&B / MLflow -> a canonical runs CSV
 
     add_runs_command(sub)
