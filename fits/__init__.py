@@ -16,8 +16,11 @@ The public surface, all importable as ``from fits import name`` (the service imp
   ``ErrorModel``, ``ARE_CAP``, ``PlanRequest``, ``PlanInputError``, ``recommend``.
 - runs from trackers (fits.trackers): ``read_runs``, ``RunsImport``, ``RunsImportError``, ``ImportLimits``,
   ``ImportReport``.
+- runs in progress and the next run (fits.progress, fits.advice): ``prediction_history`` (-> ``PredictionHistory``),
+  ``runs_as_of``, ``history_figure``; ``advise`` (-> ``Advice``), ``AdviceInputError``.
 - output: ``fit_figure`` (fits.plots, a matplotlib Figure without pyplot), ``json_safe`` (fits.jsonsafe).
 """
+from .advice import Advice, AdviceInputError, advise
 from .api import fit, make_predictor, predict_interval, predict_loss, prediction_interval, prepare_train
 from .backtest import MIN_SIZES, backtest_family, eligible_families, split_target
 from .canonical import (
@@ -49,6 +52,7 @@ from .plan import PlanInputError, PlanRequest, recommend
 from .plots import fit_figure
 from .policy import DEFAULT_POLICY, CheckpointPolicy
 from .posterior import DEFAULT_PRIOR, ExponentPrior
+from .progress import PredictionHistory, history_figure, prediction_history, runs_as_of
 from .result import FitResult
 from .sweep import sweep_family
 from .trackers import ImportLimits, ImportReport, RunsImport, RunsImportError, read_runs
@@ -56,6 +60,8 @@ from .trainset import FitInputError, TrainSet
 
 __all__ = [
     "ARE_CAP",
+    "Advice",
+    "AdviceInputError",
     "AutoMethod",
     "CANONICAL_COLUMNS",
     "CheckpointPolicy",
@@ -77,10 +83,12 @@ __all__ = [
     "Method",
     "PlanInputError",
     "PlanRequest",
+    "PredictionHistory",
     "Problem",
     "RunsImport",
     "RunsImportError",
     "TrainSet",
+    "advise",
     "as_fit_frame",
     "backtest_family",
     "choose_primary_metric",
@@ -90,12 +98,14 @@ __all__ = [
     "fit_figure",
     "fit_law",
     "frame_to_raw",
+    "history_figure",
     "is_loss_metric",
     "json_safe",
     "load_primary",
     "make_predictor",
     "predict_interval",
     "predict_loss",
+    "prediction_history",
     "prediction_interval",
     "prepare_train",
     "primary_metrics",
@@ -105,6 +115,7 @@ __all__ = [
     "read_runs",
     "recommend",
     "run_key",
+    "runs_as_of",
     "split_target",
     "sweep_family",
     "validate_canonical",
