@@ -288,7 +288,7 @@ def advise(runs, target_params, target_tokens, budget_flops, *, error_model=None
         runner_ups=[_brief(c, ranked_by) for c in first_table[1:1 + RUNNER_UPS]],
         candidates=[_brief(c, ranked_by) for c in first_table],
         reasons=_reasons(chosen_runs, first_table, now_fig, ranked_by, recipe, budget, own_fit),
-        warnings=warnings + _warnings(first_table[0] if first_table else None, ts, n_t),
+        warnings=warnings + _warnings(first_table[0] if first_table else None, ts, n_t, now_fig, after_fig),
     )
 
 
@@ -339,8 +339,13 @@ def _reasons(chosen, table, now_fig, ranked_by, recipe, budget, own_fit) -> list
     return out
 
 
-def _warnings(best, ts: TrainSet, n_t: float) -> list[str]:
+def _warnings(best, ts: TrainSet, n_t: float, now_fig: dict, after_fig: dict) -> list[str]:
     out = []
+    if after_fig["p50"] >= now_fig["p50"] or after_fig["p90"] >= now_fig["p90"]:
+        out.append(f"the advised run barely changes the expected ARE (p50 {now_fig['p50']:.2%} -> "
+                   f"{after_fig['p50']:.2%}, p90 {now_fig['p90']:.2%} -> {after_fig['p90']:.2%})"
+                   + (": the budget affords no size closer to the target than the largest trained"
+                      if best is not None and best["params"] < ts.params.max() else ""))
     if best is not None and best["error_model"] and best["error_model"]["outside"]:
         out.append("the advised design lies outside the corpus's designs in " + ", ".join(
             best["error_model"]["outside"]) + ": its expected ARE is an extrapolation")

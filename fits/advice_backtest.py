@@ -142,14 +142,24 @@ def summarise_follow(table: pd.DataFrame) -> dict:
             "median_advice": float(np.median(part["are_advice"])),
             "median_increasing": float(np.median(part["are_increasing"])),
             "median_at_least": float(np.median(part["are_at_least"])),
-            "better": float(np.mean(part["are_advice"] < part["are_increasing"])),
-            "better_than_at_least": float(np.mean(part["are_advice"] < part["are_at_least"])),
+            **_compare(part["are_advice"], part["are_increasing"], ""),
+            **_compare(part["are_advice"], part["are_at_least"], "_at_least"),
         }
     per = ok.groupby("family")[["are_advice", "are_increasing", "are_at_least"]].mean()
     out["median_advice"] = float(np.median(per["are_advice"])) if len(per) else float("nan")
     out["median_increasing"] = float(np.median(per["are_increasing"])) if len(per) else float("nan")
     out["median_at_least"] = float(np.median(per["are_at_least"])) if len(per) else float("nan")
-    out["better"] = float(np.mean(per["are_advice"] < per["are_increasing"])) if len(per) else float("nan")
-    out["better_than_at_least"] = float(np.mean(per["are_advice"] < per["are_at_least"])) if len(per) else float("nan")
+    out.update(_compare(per["are_advice"], per["are_increasing"], ""))
+    out.update(_compare(per["are_advice"], per["are_at_least"], "_at_least"))
     out["bar_met"] = bool(len(per) and out["median_advice"] <= out["median_increasing"] and out["better"] >= 0.6)
     return out
+
+
+def _compare(advice: pd.Series, other: pd.Series, suffix: str) -> dict:
+    """Shares of cases where the advice is better, tied (the same ARE: usually the same sizes) or worse."""
+    a, b = advice.to_numpy(dtype=float), other.to_numpy(dtype=float)
+    if a.size == 0:
+        return {f"better{suffix}": float("nan"), f"tied{suffix}": float("nan"), f"worse{suffix}": float("nan")}
+    tied = np.isclose(a, b, rtol=1e-9, atol=1e-12) | ((a == b) & np.isinf(a))
+    return {f"better{suffix}": float(np.mean((a < b) & ~tied)), f"tied{suffix}": float(np.mean(tied)),
+            f"worse{suffix}": float(np.mean((a > b) & ~tied))}

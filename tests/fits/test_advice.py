@@ -165,3 +165,11 @@ def test_advice_on_a_corpus_family_s_two_smallest_sizes(family):
     advice = advise(runs, sizes[-1], frame["tokens"].max(), budget, n_boot=8)
     assert advice.ranked_by == "own fit" and advice.runs[0]["params"] > sizes[1]
     assert advice.expected_are["after"]["p50"] < advice.expected_are["now"]["p50"]
+
+
+def test_a_budget_that_affords_no_size_beyond_the_largest_trained_says_the_run_barely_helps():
+    runs = _runs([5e7, 1e8, 4e8])  # 2e10 tokens a run: 3e19 FLOPs afford 2.5e8 parameters at most ...
+    flat = toy_error_model(n_models=0.0, compute=0.0)  # ... and only the scale-up matters to this model
+    advice = advise(runs, TARGET_N, TARGET_D, 3e19, error_model=flat, own_fit=False)
+    assert advice.runs[0]["params"] < 4e8
+    assert any("barely changes" in w and "no size closer to the target" in w for w in advice.warnings)
