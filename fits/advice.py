@@ -44,7 +44,7 @@ from .jsonsafe import json_safe
 from .method import DEFAULT_METHOD
 from .policy import DEFAULT_POLICY
 from .simulated import DEFAULT_CHECKPOINTS, own_fit_spread, simulated_run
-from .trainset import FitInputError, TrainSet
+from .trainset import TrainSet
 
 ADVICE_VERSION = 1
 DEFAULT_CANDIDATES = 8

@@ -96,6 +96,19 @@ class PredictionHistory:
             "history": self.table.to_dict(orient="records"),
         })
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "PredictionHistory":
+        """Rebuild a stored history (e.g. to draw its figure from a job's result without refitting)."""
+        if data.get("version") != HISTORY_VERSION:
+            raise ValueError(f"prediction history version {data.get('version')!r} is not {HISTORY_VERSION}")
+        table = pd.DataFrame(data["history"], columns=TABLE_COLUMNS)
+        numeric = [c for c in TABLE_COLUMNS if c not in ("as_of", "tokens_seen", "method", "law", "error")]
+        table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")  # null (a failed point) -> NaN
+        return cls(target=dict(data["target"]), axis=data["axis"], coverage=float(data["coverage"]),
+                   n_boot=int(data["n_boot"]), rule=dict(data["rule"]), table=table,
+                   stopped_narrowing=data["stopped_narrowing"], plateau_since=data["plateau_since"],
+                   message=data["message"], parts=dict(data.get("parts") or {}))
+
     def figure(self, **kwargs) -> Figure:
         return history_figure(self, **kwargs)
 

@@ -34,7 +34,8 @@ def read_runs_file(path: Path, metric: str | None = None) -> pd.DataFrame:
         raise CliError(f"cannot read {path}: {exc}") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
-        raise CliError(f"{path}: missing column(s) {', '.join(missing)}; a runs file needs {', '.join(REQUIRED_COLUMNS)}")
+        raise CliError(f"{path}: missing column(s) {', '.join(missing)}; a runs file needs "
+                       f"{', '.join(REQUIRED_COLUMNS)}")
     if "family" in frame.columns and frame["family"].nunique() > 1:
         raise CliError(f"{path}: {frame['family'].nunique()} families; give one family's runs")
     if "metric" in frame.columns:
@@ -171,5 +172,6 @@ def add_commands(sub) -> None:
                    metavar="P", help=f"as-of points (1-{MAX_POINTS}, default {DEFAULT_POINTS})")
     p.add_argument("--coverage", type=fraction, default=0.8)
     p.add_argument("--n-boot", type=positive_int, default=DEFAULT_N_BOOT, help="bootstrap replicates per point")
-    p.add_argument("--plot", type=Path, metavar="OUT.png", help="figure of the prediction and its band (.png/.svg/.pdf)")
+    p.add_argument("--plot", type=Path, metavar="OUT.png",
+                   help="figure of the prediction and its band (.png, .svg or .pdf)")
     p.set_defaults(func=cmd_progress)

@@ -18,7 +18,8 @@ def runs_csv(tmp_path):
     fam = synthetic_family(0, sizes=np.geomspace(5e7, 8e8, 3), tokens=np.geomspace(1e8, 2e10, 20),
                            point_noise=0.005, run_noise=0.01).assign(run_tokens=2e10, metric="train/loss")
     path = tmp_path / "runs.csv"
-    fam[fam["tokens"] <= 1.2e10][["model", "params", "tokens", "value", "run_tokens", "metric"]].to_csv(path, index=False)
+    columns = ["model", "params", "tokens", "value", "run_tokens", "metric"]
+    fam[fam["tokens"] <= 1.2e10][columns].to_csv(path, index=False)
     return path
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fits.progress import MAX_POINTS, narrowing, prediction_history, runs_as_of
+from fits.backtest import split_target
+from fits.progress import MAX_POINTS, PredictionHistory, narrowing, prediction_history, runs_as_of
 from fits.trainset import FitInputError
 
 from .conftest import synthetic_family
@@ -102,7 +103,10 @@ def test_the_history_is_strict_json_and_draws_a_figure():
     data = json.loads(json.dumps(history.to_dict(), allow_nan=False))
     assert data["version"] == 1 and len(data["history"]) == 3
     assert set(data["history"][0]["tokens_seen"]) == set(_family()["model"].unique())
-    fig = history.figure(actual=2.4)
+    again = PredictionHistory.from_dict(data)  # a stored history draws its figure without a refit
+    assert again.table["upper"].tolist() == pytest.approx(history.table["upper"].tolist())
+    assert again.plateau_since == history.plateau_since and again.axis == "share"
+    fig = again.figure(actual=2.4)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -116,3 +120,14 @@ def test_bad_requests_are_refused():
         prediction_history(_family(), TARGET_N, TARGET_D, by="steps")
     with pytest.raises(FitInputError):
         prediction_history(_family(), -1.0, TARGET_D)
+
+
+def test_on_a_corpus_family_the_last_interval_holds_the_held_out_size_s_final_loss(family):
+    train, target = split_target(family("lambda"))  # 4 smaller sizes with curves; the 1.07B model held out
+    history = prediction_history(train, target["params"].iloc[0], target["tokens"].max())
+    assert len(history.table) == 8 and (history.table["error"] == "").all()
+    assert (history.table["n_sizes"] == 4).all() and history.stopped_narrowing is not None
+    last = history.table.iloc[-1]
+    actual = target.loc[target["tokens"].idxmax(), "value"]
+    assert last["lower"] < actual < last["upper"]
+    assert abs(last["prediction"] - actual) / actual < 0.03
