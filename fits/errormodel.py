@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy.optimize import linprog
+from scipy.stats import norm
 from scipy.sparse import csr_matrix, hstack, identity
 
 from .jsonsafe import json_safe
@@ -194,6 +195,21 @@ class ErrorModel:
         out["level"] = self.level_of(designs, level)
         out["outside"] = self.outside(designs)[1]
         return out
+
+    def are_quantile(self, designs: pd.DataFrame, prob: float, level: str | None = None) -> np.ndarray:
+        """The ARE each design should stay under with probability ``prob``.
+
+        Between and beyond the model's p10, p50 and p90, log ARE is interpolated (extrapolated) linearly
+        in the normal score of the probability: the band's own shape decides the tails.
+        """
+        if not 0 < prob < 1:
+            raise ValueError(f"prob must be between 0 and 1, not {prob}")
+        logq = self.predict_log(designs, level).clip(upper=np.log(ARE_CAP)).to_numpy()
+        z = norm.ppf(np.array(QUANTILES))
+        zp = norm.ppf(prob)
+        lo, hi = (0, 1) if zp <= z[1] else (1, 2)
+        slope = (logq[:, hi] - logq[:, lo]) / (z[hi] - z[lo])
+        return np.exp(np.minimum(logq[:, lo] + slope * (zp - z[lo]), np.log(ARE_CAP)))
 
     def to_dict(self) -> dict:
         return json_safe({

@@ -118,16 +118,47 @@ class Fit:
         return cap_by_smaller_runs(self.train, n, d, pred) if self.method.cap and not self.form.overfit else pred
 
     def interval(self, params, tokens, *, coverage: float = 0.8, epochs=None, run_tokens=None, n_boot: int = 100,
-                 seed: int = 0, method_error: bool = True):
-        """A ``coverage`` prediction interval (:func:`fits.interval.fit_interval`), reusing this fit."""
+                 seed: int = 0, method_error: bool = True, error_model=None):
+        """A ``coverage`` prediction interval (:func:`fits.interval.fit_interval`), reusing this fit.
+
+        ``error_model`` (an :class:`fits.errormodel.ErrorModel`): the law's own error is what that model
+        expects of this design with this fit's evidence (its "fit" level), instead of the corpus-wide
+        table of :mod:`fits.interval`.
+        """
+        half = None
+        if method_error and error_model is not None:
+            n, d = targets(params, tokens)
+            designs = pd.DataFrame([self.design(size, tokens_) for size, tokens_ in zip(n.ravel(), d.ravel())])
+            half = np.log1p(error_model.are_quantile(designs, coverage, level="fit")).reshape(n.shape)
         out = fit_interval(self, params, tokens, coverage=coverage, epochs=epochs, run_tokens=run_tokens,
-                           n_boot=n_boot, seed=seed, include_method_error=method_error)
+                           n_boot=n_boot, seed=seed, include_method_error=method_error, method_half_width=half)
         if self.method.cap and not self.form.overfit:
             # The band is about the law's value; the prediction may be capped below it: move the band with it.
             capped = self.predict(params, tokens, epochs, run_tokens).ravel()
             ratio = capped / out.prediction
             out.prediction, out.lower, out.upper = capped, out.lower * ratio, out.upper * ratio
         return out
+
+    def design(self, target_params: float, target_tokens: float) -> dict:
+        """This fit as a design of the error model: what was trained, for which target, and the fit's evidence."""
+        train = self.train
+        last = train.is_last()
+        compute = 6.0 * float(np.sum(train.params[last] * train.tokens[last]))
+        chosen = self.choice.get("method", self.method.name)
+        rollout = (self.choice.get("rollout_mean") or {}).get(chosen)
+        epochs = train.epochs[np.isfinite(train.epochs)]
+        runs, counts = np.unique(train.run, return_counts=True)
+        return {
+            "scale_up": float(target_params) / float(train.params.max()),
+            "n_models": int(np.unique(train.params).size),
+            "train_compute_share": compute / (6.0 * float(target_params) * float(target_tokens)),
+            "fraction": float(np.clip(np.median(train.tokens[last] / train.run_tokens[last]), 0.0, 1.0)),
+            "tokens_per_model": float(np.median(train.tokens[last])),
+            "max_epochs": float(max(epochs.max(), 1.0)) if epochs.size else 1.0,
+            "has_curves": float(np.median(counts) > 1),
+            "rmse_log": float(self.result.stats.get("rmse_log", np.nan)),
+            "rollout_are": float(rollout) if rollout is not None else np.nan,
+        }
 
     def used_frame(self) -> pd.DataFrame:
         """The rows the law was fitted to, with their weights (plots, reports)."""

@@ -26,6 +26,12 @@ class SweepRow(models.Model):
     params = models.JSONField(default=dict, blank=True)
     success = models.BooleanField(default=False)
     rmse_log = models.FloatField(null=True, blank=True)
+    # The evidence the error model's fit level learns from, and what validation holds out together.
+    method = models.CharField(max_length=64, blank=True, default="",
+                              help_text="The candidate method the library chose for this design.")
+    rollout_are = models.FloatField(null=True, blank=True,
+                                    help_text="That method's error predicting the design's own largest sizes.")
+    source = models.TextField(blank=True, default="", help_text="The family's source (paper).")
     error = models.TextField(blank=True, default="")
     seconds = models.FloatField()
 

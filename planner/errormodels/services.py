@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from typing import NoReturn
 
@@ -30,8 +31,9 @@ import pandas as pd
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from fits import eligible_families, fit_error_model, json_safe, sweep_family
+from fits import ErrorModel, eligible_families, fit_error_model, json_safe, sweep_family
 
+from ..corpus.models import Family
 from ..corpus.selectors import primary_frame
 from ..jobs import dispatch
 from ..jobs.models import Job
@@ -56,16 +58,39 @@ def sweep_table(*, job_id: int) -> pd.DataFrame:
     """A sweep job's rows as the DataFrame fits.sweep.run_sweep returns (failed fits: ARE = inf)."""
     columns = ["family", "n_models", "largest_index", "fraction", "policy", "scale_up", "train_compute_share",
                "tokens_per_model", "max_epochs", "has_curves", "law", "n_points", "are", "seconds", "sizes",
-               "params", "success", "rmse_log", "error"]
+               "params", "success", "rmse_log", "method", "rollout_are", "source", "error"]
     rows = SweepRow.objects.filter(job_id=job_id).order_by("family", "largest_index", "n_models", "fraction", "policy")
     table = pd.DataFrame.from_records(list(rows.values_list(*columns)), columns=columns)
     table["are"] = table["are"].astype(float).fillna(math.inf)
     table["rmse_log"] = table["rmse_log"].astype(float)
+    table["rollout_are"] = table["rollout_are"].astype(float)
     return table
 
 
 def error_model_active() -> ErrorModelArtifact | None:
     return ErrorModelArtifact.objects.filter(is_active=True).first()
+
+
+# Parsed error models by artifact version: a worker loads each once (artifacts never change).
+_models: dict[int, ErrorModel] = {}
+_models_lock = threading.Lock()
+
+
+def error_model_loaded(artifact: ErrorModelArtifact | None = None) -> tuple[ErrorModelArtifact, ErrorModel] | None:
+    """The active (or given) artifact and its parsed model; None when there is none or it is of a format
+    this library no longer reads (an artifact from before an upgrade: rebuild it)."""
+    artifact = artifact or error_model_active()
+    if artifact is None:
+        return None
+    with _models_lock:
+        model = _models.get(artifact.version)
+        if model is None:
+            try:
+                model = _models[artifact.version] = ErrorModel.from_dict(artifact.model)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("error model v%s cannot be read (%s); rebuild it", artifact.version, exc)
+                return None
+    return artifact, model
 
 
 def families_done(*, job_id: int) -> int:
@@ -85,7 +110,7 @@ def design_key(design: dict) -> str:
     return f"k={design['n_models']},l={design['largest_index']},f={design['fraction']:g},p={design['policy']}"
 
 
-def _sweep_row(job_id: int, row: dict) -> SweepRow:
+def _sweep_row(job_id: int, row: dict, source: str = "") -> SweepRow:
     design = row["design"]
     return SweepRow(
         job_id=job_id, family=row["family"], design_key=design_key(design),
@@ -94,7 +119,8 @@ def _sweep_row(job_id: int, row: dict) -> SweepRow:
         tokens_per_model=row["tokens_per_model"], max_epochs=row["max_epochs"], has_curves=bool(row["has_curves"]),
         sizes=row["sizes"], law=row["law"], n_points=row["n_points"], are=json_safe(row["are"]),
         params={k: json_safe(v) for k, v in row["params"].items()}, success=bool(row["success"]),
-        rmse_log=json_safe(row["rmse_log"]), error=row["error"], seconds=row["seconds"],
+        rmse_log=json_safe(row["rmse_log"]), method=row.get("method", ""), rollout_are=json_safe(row.get("rollout_are")),
+        source=source, error=row["error"], seconds=row["seconds"],
     )
 
 
@@ -143,11 +169,12 @@ def sweep_family_run(*, job_id: int, family: str, send: bool = True) -> bool:
     if job is None or SweepRow.objects.filter(job_id=job_id, family=family).exists():
         return False
     rows = sweep_family(primary_frame(families=[family]))
+    source = Family.objects.filter(name=family).values_list("source", flat=True).first() or ""
     try:
         with transaction.atomic():
             if _running_sweep(job_id) is None:
                 return False
-            SweepRow.objects.bulk_create([_sweep_row(job_id, row) for row in rows])
+            SweepRow.objects.bulk_create([_sweep_row(job_id, row, source) for row in rows])
     except IntegrityError:
         # A concurrent delivery of the same task wrote the family first.
         log.info("sweep job %s: family %s already written", job_id, family)

@@ -1,12 +1,10 @@
 """Plans as jobs: validate a request, queue it, run fits.plan.recommend with the active error model."""
 from __future__ import annotations
 
-import threading
-
-from fits import ErrorModel, PlanInputError, PlanRequest, json_safe, recommend
+from fits import PlanInputError, PlanRequest, json_safe, recommend
 
 from ..errormodels.models import ErrorModelArtifact
-from ..errormodels.services import NO_MODEL_MESSAGE, error_model_active
+from ..errormodels.services import NO_MODEL_MESSAGE, error_model_loaded
 from ..jobs.models import Job
 from ..jobs.services import JobFailure, job_create
 
@@ -43,26 +41,14 @@ def plan_enqueue(*, data: dict, created_by=None) -> Job:
     )
 
 
-# Parsed error models by artifact version: a worker loads each once (artifacts never change).
-_models: dict[int, object] = {}
-_models_lock = threading.Lock()
-
-
-def _loaded_model(artifact: ErrorModelArtifact):
-    with _models_lock:
-        model = _models.get(artifact.version)
-        if model is None:
-            model = _models[artifact.version] = ErrorModel.from_dict(artifact.model)
-        return model
-
-
 def plan_run(*, job: Job, progress) -> dict:
     """The plan job's runner: the active error model's recommendation for the job's request."""
-    artifact = error_model_active()
-    if artifact is None:
+    loaded = error_model_loaded()
+    if loaded is None:
         raise JobFailure(f"Cannot plan: {NO_MODEL_MESSAGE}.")
+    artifact, model = loaded
     try:
-        plan = recommend(_loaded_model(artifact), plan_request(job.input))
+        plan = recommend(model, plan_request(job.input))
     except PlanInputError as exc:
         raise JobFailure(str(exc), details={"field": exc.field, "reason": exc.reason}) from exc
     return {**json_safe(plan.to_dict()), "error_model_version": artifact.version}

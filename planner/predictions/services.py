@@ -31,6 +31,7 @@ from fits import (
 )
 
 from ..corpus.importing import upload_limits
+from ..errormodels.services import error_model_loaded
 from ..jobs.models import Job
 from ..jobs.services import JobFailure, job_create
 
@@ -244,10 +245,14 @@ def prediction_run(*, job: Job, progress) -> dict:
         progress(0.15, "fitting")
         fitted = fit(frame)
         result, selected = fitted.result, fitted.used_frame()
-        progress(0.3, "bootstrapping")
-        # The interval reuses the fit: only the bootstrap replicates are refitted.
-        interval = fitted.interval(target_params, tokens, coverage=float(data.get("coverage", DEFAULT_COVERAGE)),
-                                   n_boot=N_BOOT)
+        progress(0.3, "interval")
+        # The interval reuses the fit. With an error model it is what that model expects of this design
+        # given this fit's evidence; without one, a run-level bootstrap plus the corpus's table of errors.
+        loaded = error_model_loaded()
+        coverage = float(data.get("coverage", DEFAULT_COVERAGE))
+        interval = fitted.interval(target_params, tokens, coverage=coverage, n_boot=N_BOOT,
+                                   error_model=loaded[1] if loaded else None)
+        expected = _expected_are(fitted, loaded, target_params, tokens)
     except (FitInputError, PredictionInputError) as exc:
         raise JobFailure(f"The runs cannot be fitted: {exc}") from exc
     progress(0.95, "diagnosing")
@@ -274,13 +279,37 @@ def prediction_run(*, job: Job, progress) -> dict:
         "method": fitted.method.get_params(),
         "choice": json_safe(fitted.choice),
         "interval": {"n_boot": interval.n_boot, "boot_sd_log": interval.boot_sd_log.tolist(),
-                     "method_sd_log": interval.method_sd_log},
+                     "method_sd_log": interval.method_sd_log,
+                     "from": (f"error model v{loaded[0].version}: what it expects of this design with this fit's "
+                              "evidence") if loaded else
+                             "run-level bootstrap and the corpus's table of errors (no error model built yet)"},
+        "expected_are": expected,
         "data": {"n_rows": len(frame), "n_rows_fitted": len(selected), "n_runs": int(frame.groupby(["model", "seed"]).ngroups),
                  "sizes": sorted(float(n) for n in frame["params"].unique())},
-        "diagnostics": prediction_diagnostics(frame, selected, result, target_params),
+        "diagnostics": prediction_diagnostics(frame, selected, result, target_params) + _outside(expected),
     }
     progress(1.0, "done")
     return result_dict
+
+
+def _outside(expected: dict | None) -> list[dict]:
+    if not expected or not expected["outside"]:
+        return []
+    return [_diag("outside_corpus", "warning",
+                  "This design lies outside what the error model's corpus covered ("
+                  + ", ".join(name.replace("log_", "").replace("_", " ") for name in expected["outside"])
+                  + "): its expected error and interval are widened for it.")]
+
+
+def _expected_are(fitted, loaded, target_params: float, tokens: list[float]) -> dict | None:
+    """What the error model expects of this fit's ARE on the target's last token count (its fit level)."""
+    if loaded is None:
+        return None
+    artifact, model = loaded
+    design = pd.DataFrame([fitted.design(target_params, max(tokens))])
+    q = model.predict(design, level="fit").iloc[0]
+    return json_safe({"p10": q["p10"], "p50": q["p50"], "p90": q["p90"], "outside": list(q["outside"]),
+                      "error_model_version": artifact.version})
 
 
 # --- the plot --------------------------------------------------------------------

@@ -70,6 +70,14 @@ def _prediction_summary(job: Job) -> dict | None:
         ],
         "law": {k: _fmt(v) for k, v in result["law"]["params"].items()},
         "law_name": result["law"]["law"],
+        "formula": result["law"].get("formula", "E + A/N^alpha + B/D^beta"),
+        "method": (result.get("choice") or {}).get("method") or (result.get("method") or {}).get("name", ""),
+        "reason": (result.get("choice") or {}).get("reason", ""),
+        "rollout": {k: ("—" if v is None else f"{v:.2%}")
+                    for k, v in ((result.get("choice") or {}).get("rollout_mean") or {}).items()},
+        "interval_from": (result.get("interval") or {}).get("from", ""),
+        "expected": {k: f"{result['expected_are'][k]:.2%}" for k in ("p10", "p50", "p90")}
+        if result.get("expected_are") else None,
         "diagnostics": result["diagnostics"],
         "data": result["data"],
     }

@@ -4,12 +4,14 @@ In process: the stages called directly (runner, family task, finaliser) on three
 small real corpus families. Then real workers over Redis run a whole sweep job.
 """
 import functools
+import json
 
 import numpy as np
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import IntegrityError, transaction
 
 from planner.corpus.selectors import primary_frame
@@ -21,6 +23,7 @@ from planner.errormodels.services import (
     sweep_family_run,
     sweep_finalise,
     sweep_run,
+    sweep_table,
 )
 from planner.jobs.services import JobHandedOff, job_cancel
 from planner.models import ErrorModelArtifact, Family, Job, SweepRow
@@ -126,6 +129,39 @@ def test_a_family_task_run_twice_writes_its_rows_once(small_corpus_db, no_broker
     assert job.progress == pytest.approx(0.9 / 3)
     assert job.progress_message.startswith("1 of 3 families swept")
     assert no_broker.finalisers == []
+
+
+def test_a_family_task_stores_the_evidence_and_the_source_the_error_model_learns_from(small_corpus_db, no_broker):
+    job = sweep_job()
+    with pytest.raises(JobHandedOff):
+        sweep_run(job=job, progress=progress_sink)
+    sweep_family_run(job_id=job.pk, family="gzip-pcfg-0.23")
+    rows = SweepRow.objects.filter(job=job)
+    assert {r.source for r in rows} == {Family.objects.get(name="gzip-pcfg-0.23").source} != {""}
+    assert {r.method for r in rows if r.are is not None} <= {"curves", "final", "all-points", "curves+cap",
+                                                              "final+cap", "all-points+cap"}
+    # Designs of three or more sizes rolled out their largest size: their rollout error is stored.
+    assert all(r.rollout_are is not None for r in rows if r.n_models >= 3 and r.are is not None)
+    assert all(r.rollout_are is None for r in rows if r.n_models < 3)
+    table = sweep_table(job_id=job.pk)
+    assert {"method", "rollout_are", "source"} <= set(table.columns)
+
+
+def test_the_load_command_stores_a_saved_error_model_and_refuses_other_files(db, tmp_path, capsys):
+    from tests.planner.plans.test_plans import small_error_model
+
+    good = tmp_path / "model.json"
+    good.write_text(json.dumps(small_error_model()))
+    call_command("load_error_model", str(good))
+    assert "error model v1 stored and active" in capsys.readouterr().out
+    assert error_model_active().version == 1
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"version": 1, "features": []}))
+    with pytest.raises(CommandError, match="not an error model this library reads"):
+        call_command("load_error_model", str(bad))
+    with pytest.raises(CommandError, match="cannot read"):
+        call_command("load_error_model", str(tmp_path / "missing.json"))
+    assert ErrorModelArtifact.objects.count() == 1
 
 
 def test_the_database_refuses_a_family_design_written_twice(small_corpus_db, no_broker):

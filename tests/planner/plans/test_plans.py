@@ -3,7 +3,7 @@ import functools
 
 import pytest
 
-from planner.plans import services as services_plans
+from planner.errormodels import services as services_errormodels
 from planner.models import Job
 from planner.plans.services import NO_MODEL_MESSAGE, NoErrorModel, plan_enqueue
 from planner.errormodels.services import error_model_store
@@ -67,7 +67,7 @@ def test_non_finite_numbers_are_stored_as_null():
 
 
 def test_the_worker_parses_each_error_model_version_once(error_model, monkeypatch):
-    services_plans._models.clear()
+    services_errormodels._models.clear()
     from fits.errormodel import ErrorModel
 
     calls = []

@@ -95,14 +95,38 @@ def test_it_predicts_gpt3_175b_within_5_percent_from_the_smaller_sizes():
     assert "13.5x the largest run" in result["diagnostics"][0]["message"]
 
 
-def test_it_reports_progress_through_validating_fitting_bootstrapping_done():
+def test_it_reports_progress_through_validating_fitting_the_interval_done():
     _, _, seen = run_job(synthetic_runs(), 3e10, 2e11)
 
     messages = [m for _, m in seen]
     assert messages[0] == "validating" and messages[-1] == "done"
-    assert messages.index("fitting") < messages.index("bootstrapping") < messages.index("done")
+    assert messages.index("fitting") < messages.index("interval") < messages.index("done")
     fractions = [f for f, _ in seen]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_the_result_says_which_method_was_chosen_and_why():
+    _, result, _ = run_job(synthetic_runs(), 3e10, 2e11)
+    assert result["choice"]["method"] in {"curves", "final", "all-points", "curves+cap", "final+cap",
+                                          "all-points+cap"}
+    assert set(result["choice"]["rollout_mean"]) >= {"curves", "all-points"}
+    assert result["method"]["name"] == result["choice"]["method"]
+    # No error model yet: the interval is the bootstrap's with the corpus table, and says so.
+    assert result["expected_are"] is None and "no error model" in result["interval"]["from"]
+
+
+def test_with_an_error_model_the_interval_is_what_it_expects_of_this_design():
+    from planner.errormodels.services import error_model_store
+    from tests.planner.plans.test_plans import small_error_model
+
+    artifact = error_model_store(model=small_error_model())
+    _, result, _ = run_job(synthetic_runs(), 3e10, 2e11)
+    assert result["interval"]["from"].startswith(f"error model v{artifact.version}")
+    expected = result["expected_are"]
+    assert 0 < expected["p10"] < expected["p50"] < expected["p90"] and expected["error_model_version"] == artifact.version
+    assert result["lower"] < result["prediction"] < result["upper"]
+    # Its band is the model's: no bootstrap replicates were fitted.
+    assert result["interval"]["n_boot"] == 0
 
 
 def test_a_list_of_target_tokens_gives_a_curve_with_an_interval_at_each_point():
