@@ -110,23 +110,12 @@ def runs_summary(ts: TrainSet) -> pd.DataFrame:
 
 
 def current_design(ts: TrainSet, fit, n_t: float, d_t: float) -> dict:
-    """The runs so far in the error model's design columns, with the fit's evidence."""
+    """The runs so far as a design of the error model (:meth:`fits.method.Fit.design`: its columns, with the
+    fit's evidence), plus what adding a run changes: the sizes, each run's tokens seen, the compute spent."""
     runs = runs_summary(ts)
-    chosen = fit.choice.get("method", fit.method.name)
-    rollout = fit.choice.get("rollout_mean", {}).get(chosen)
-    epochs = ts.epochs[np.isfinite(ts.epochs)]
-    return {
-        "sizes": sorted(float(s) for s in ts.sizes),
-        "run_tokens": [float(t) for t in runs["seen"]],
-        "compute": float(6.0 * (runs["params"] * runs["seen"]).sum()),
-        "target_compute": 6.0 * n_t * d_t,
-        "fraction": float(np.median(runs["seen"] / runs["planned"])),
-        "max_epochs": float(max(epochs.max(), 1.0)) if epochs.size else 1.0,
-        "has_curves": float(runs["checkpoints"].median() > 1),
-        "rmse_log": float(fit.result.stats.get("rmse_log", np.nan)),
-        "rollout_are": float(rollout) if rollout is not None else float("nan"),
-        "n_t": n_t,
-    }
+    return {"columns": fit.design(n_t, d_t), "sizes": sorted(float(s) for s in ts.sizes),
+            "run_tokens": [float(t) for t in runs["seen"]],
+            "compute": float(6.0 * (runs["params"] * runs["seen"]).sum()), "target_compute": 6.0 * n_t * d_t, "n_t": n_t}
 
 
 def with_run(design: dict, params: float, tokens: float) -> dict:
@@ -136,11 +125,10 @@ def with_run(design: dict, params: float, tokens: float) -> dict:
 
 
 def design_columns(design: dict) -> dict:
-    """The columns :class:`fits.errormodel.ErrorModel` reads."""
-    return {"scale_up": design["n_t"] / max(design["sizes"]), "n_models": len(design["sizes"]),
-            "train_compute_share": design["compute"] / design["target_compute"], "fraction": design["fraction"],
-            "tokens_per_model": float(np.median(design["run_tokens"])), "max_epochs": design["max_epochs"],
-            "has_curves": design["has_curves"], "rmse_log": design["rmse_log"], "rollout_are": design["rollout_are"]}
+    """The columns :class:`fits.errormodel.ErrorModel` reads: the fit's, with what the added runs changed."""
+    return {**design["columns"], "scale_up": design["n_t"] / max(design["sizes"]), "n_models": len(design["sizes"]),
+            "train_compute_share": design["compute"] / design["target_compute"],
+            "tokens_per_model": float(np.median(design["run_tokens"]))}
 
 
 # ---------------------------------------------------------------------------
@@ -274,7 +262,7 @@ def advise(runs, target_params, target_tokens, budget_flops, *, error_model=None
 
     now_fig = _figures(now, ranked_by)
     after_fig = chosen_runs[-1]["expected_are_after"]
-    current = {**{k: v for k, v in start.items() if k not in ("n_t", "run_tokens")},
+    current = {"design": design_columns(start), "sizes": start["sizes"], "compute": start["compute"],
                "n_runs": ts.n_runs, "scale_up": n_t / ts.params.max(),
                "method": fit.choice.get("method", fit.method.name), "law": fit.result.form.name,
                "prediction": float(fit.predict([n_t], [d_t])[0]),

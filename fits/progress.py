@@ -16,19 +16,26 @@ As-of axes (``by``):
   at one batch size, the short ones finishing first;
 * snapshots - a list of frames (successive uploads of the runs), in order.
 
+The interval is the prediction's own (:meth:`fits.method.Fit.interval`): a
+run-level bootstrap plus the corpus table's extrapolation error, or, with an
+``error_model``, what that model's fit level expects of the design as it stood
+at that point (the share of each run seen and the compute spent are design
+features, so that band narrows as the runs advance, and it has no draw).
+
 The interval *stops narrowing* when, over the last ``updates`` as-of points,
 its relative width log(upper / lower) never fell ``tolerance`` or more below
-what it was ``updates`` points earlier (defaults: 2 updates, 5%). Two updates,
-not one: a single step can stall while the next one still narrows. 5%: the
-bootstrap part of the width, with the small ``n_boot`` this uses, moves by a few
-percent between refits of the same data. Once it fires, more of the same
-runs will not sharpen the prediction: what is left is mostly the
-extrapolation error, which only a run closer in size to the target reduces
-(:mod:`fits.advice`).
+what it was ``updates`` points earlier (defaults: 2 updates, 10%). Two updates,
+not one: a single step can stall while the next one still narrows. 10%: with
+the small ``n_boot`` a web job affords, the bootstrap width of the same data
+moves by several percent from one draw to another (README), and a flag that
+flaps with the draw says nothing. Once it fires, more of the same runs will
+not sharpen the prediction: what is left is the extrapolation error, which a
+run closer in size to the target reduces (:mod:`fits.advice`), or the
+run-to-run noise, which more runs reduce.
 
-Cost: one fit and one ``n_boot``-replicate bootstrap per as-of point, at most
-:data:`MAX_POINTS` points; an as-of point that adds no checkpoint reuses the
-previous one's fit.
+Cost: one fit and one ``n_boot``-replicate bootstrap per as-of point (no
+bootstrap with an error model), at most :data:`MAX_POINTS` points; an as-of
+point that adds no checkpoint reuses the previous one's fit.
 """
 from __future__ import annotations
 
@@ -47,7 +54,7 @@ AXES = ("share", "tokens")
 DEFAULT_POINTS = 8
 MAX_POINTS = 12
 DEFAULT_N_BOOT = 20
-NARROWING_TOLERANCE = 0.05
+NARROWING_TOLERANCE = 0.10
 NARROWING_UPDATES = 2
 TABLE_COLUMNS = ["as_of", "share_seen", "tokens_seen", "compute_seen", "n_sizes", "n_runs", "n_checkpoints",
                  "prediction", "lower", "upper", "width_log", "boot_sd_log", "method_sd_log", "method", "law",
@@ -86,6 +93,7 @@ class PredictionHistory:
     plateau_since: object
     message: str
     parts: dict = field(default_factory=dict)
+    interval: str = "bootstrap"  # or "error model": where each point's interval came from
     version: int = HISTORY_VERSION
 
     def to_dict(self) -> dict:
@@ -93,7 +101,7 @@ class PredictionHistory:
             "version": self.version, "target": self.target, "axis": self.axis, "coverage": self.coverage,
             "n_boot": self.n_boot, "rule": self.rule, "stopped_narrowing": self.stopped_narrowing,
             "plateau_since": self.plateau_since, "message": self.message, "parts": self.parts,
-            "history": self.table.to_dict(orient="records"),
+            "interval": self.interval, "history": self.table.to_dict(orient="records"),
         })
 
     @classmethod
@@ -107,7 +115,8 @@ class PredictionHistory:
         return cls(target=dict(data["target"]), axis=data["axis"], coverage=float(data["coverage"]),
                    n_boot=int(data["n_boot"]), rule=dict(data["rule"]), table=table,
                    stopped_narrowing=data["stopped_narrowing"], plateau_since=data["plateau_since"],
-                   message=data["message"], parts=dict(data.get("parts") or {}))
+                   message=data["message"], parts=dict(data.get("parts") or {}),
+                   interval=data.get("interval", "bootstrap"))
 
     def figure(self, **kwargs) -> Figure:
         return history_figure(self, **kwargs)
@@ -115,13 +124,14 @@ class PredictionHistory:
 
 def prediction_history(runs, target_params: float, target_tokens: float, *, by: str = "share",
                        points: int = DEFAULT_POINTS, labels=None, coverage: float = 0.8,
-                       n_boot: int = DEFAULT_N_BOOT, seed: int = 0, method=DEFAULT_METHOD,
+                       n_boot: int = DEFAULT_N_BOOT, seed: int = 0, method=DEFAULT_METHOD, error_model=None,
                        tolerance: float = NARROWING_TOLERANCE, updates: int = NARROWING_UPDATES) -> PredictionHistory:
     """The target's predicted final loss and ``coverage`` interval as the runs advanced (module docstring).
 
     ``runs``: one runs frame (cut at ``points`` as-of points along ``by``), or a list of frames (snapshots,
     oldest first; ``labels`` name them, default 1, 2, ...). Every point uses the same bootstrap ``seed``, so
-    the widths differ by the data, not by the draw.
+    the widths differ by the data more than by the draw. ``error_model``: take each point's interval from
+    it (:meth:`fits.method.Fit.interval`), as a prediction with that model does.
     """
     n_t, d_t = float(target_params), float(target_tokens)
     if not (np.isfinite(n_t) and n_t > 0 and np.isfinite(d_t) and d_t > 0):
@@ -151,17 +161,19 @@ def prediction_history(runs, target_params: float, target_tokens: float, *, by: 
         key = _rows_key(snap)
         if previous is not None and key == previous[0]:
             continue  # nothing logged since the last point: the same fit
-        row = {"as_of": as_of, **_seen(snap), **_predict(snap, n_t, d_t, coverage, n_boot, seed, method)}
+        row = {"as_of": as_of, **_seen(snap), **_predict(snap, n_t, d_t, coverage, n_boot, seed, method, error_model)}
         rows.append(row)
         previous = (key, row)
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     stopped, since, parts = narrowing(table, tolerance, updates)
+    kind = "bootstrap" if error_model is None else "error model"
     return PredictionHistory(
-        target={"params": n_t, "tokens": d_t}, axis=axis, coverage=coverage, n_boot=n_boot,
+        target={"params": n_t, "tokens": d_t}, axis=axis, coverage=coverage,
+        n_boot=n_boot if kind == "bootstrap" else 0,
         rule={"tolerance": tolerance, "updates": int(updates),
               "measure": "relative width log(upper / lower) of the interval"},
-        table=table, stopped_narrowing=stopped, plateau_since=since,
-        message=_message(table, stopped, since, axis, tolerance, updates, parts), parts=parts)
+        table=table, stopped_narrowing=stopped, plateau_since=since, interval=kind,
+        message=_message(table, stopped, since, axis, tolerance, updates, parts, kind), parts=parts)
 
 
 def _cuts(frame: pd.DataFrame, by: str, points: int) -> list:
@@ -194,7 +206,8 @@ def _seen(snap: pd.DataFrame) -> dict:
     }
 
 
-def _predict(snap: pd.DataFrame, n_t: float, d_t: float, coverage: float, n_boot: int, seed: int, method) -> dict:
+def _predict(snap: pd.DataFrame, n_t: float, d_t: float, coverage: float, n_boot: int, seed: int, method,
+             error_model) -> dict:
     """The prediction and interval from one as-of point's runs; a fit that cannot be made is a row with the
     reason (a history keeps its early points even when too little was logged to fit)."""
     empty = {"prediction": np.nan, "lower": np.nan, "upper": np.nan, "width_log": np.nan, "boot_sd_log": np.nan,
@@ -203,7 +216,7 @@ def _predict(snap: pd.DataFrame, n_t: float, d_t: float, coverage: float, n_boot
         return {**empty, "error": "one size logged so far: a law needs two sizes to extrapolate in size"}
     try:
         fit = method.fit(snap)
-        interval = fit.interval([n_t], [d_t], coverage=coverage, n_boot=n_boot, seed=seed)
+        interval = fit.interval([n_t], [d_t], coverage=coverage, n_boot=n_boot, seed=seed, error_model=error_model)
     except FitInputError as exc:
         return {**empty, "error": str(exc)}
     lower, upper = float(interval.lower[0]), float(interval.upper[0])
@@ -249,7 +262,7 @@ def _fmt_as_of(value, axis: str) -> str:
     return f"snapshot {value}"
 
 
-def _message(table, stopped, since, axis, tolerance, updates, parts) -> str:
+def _message(table, stopped, since, axis, tolerance, updates, parts, kind) -> str:
     ok = table[np.isfinite(table["width_log"].to_numpy(dtype=float))]
     if ok.empty:
         return "no as-of point could be fitted yet (a law needs at least two sizes with checkpoints)"
@@ -260,9 +273,14 @@ def _message(table, stopped, since, axis, tolerance, updates, parts) -> str:
         return (f"the interval is still narrowing (by {tolerance:.0%} or more over the last {updates} updates): "
                 "more of these runs should sharpen the prediction")
     extrapolation = parts.get("extrapolation_share", 0.0)
-    why = (f"; {extrapolation:.0%} of what is left is extrapolation error, which only a run closer in size to "
-           "the target reduces" if extrapolation >= 0.5 else
-           "; what is left is mostly statistical: more runs (sizes or seeds) narrow it, longer ones less")
+    if kind == "error model":
+        why = ("; what is left is the error the error model expects of this design, which a run closer in size "
+               "to the target lowers most")
+    elif extrapolation >= 0.5:
+        why = (f"; {extrapolation:.0%} of what is left is extrapolation error, which only a run closer in size to "
+               "the target reduces")
+    else:
+        why = "; what is left is mostly statistical: more runs (sizes or seeds) narrow it, longer ones less"
     return (f"the interval stopped narrowing at {_fmt_as_of(since, axis)} (less than {tolerance:.0%} over "
             f"every later update){why}")
 

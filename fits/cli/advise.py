@@ -115,12 +115,15 @@ def cmd_advise(args) -> int:
 def cmd_progress(args) -> int:
     _check_output(args.json)
     _check_output(args.plot, PLOT_SUFFIXES)
+    model = _load_model(args.error_model)
     runs = read_runs_file(args.runs, args.metric)
     history = prediction_history(runs, args.target_params, args.target_tokens, by=args.by, points=args.points,
-                                 coverage=args.coverage, n_boot=args.n_boot, seed=args.seed)
+                                 coverage=args.coverage, n_boot=args.n_boot, seed=args.seed, error_model=model)
     axis = {"share": "% planned", "tokens": "tokens"}[history.axis]
     header = f"{'as of (' + axis + ')':>20} {'seen':>6} {'sizes':>5} {'predicted':>9} {'lower':>8} {'upper':>8} method"
-    print(f"target N={args.target_params:.4g}, D={args.target_tokens:.4g}; {history.coverage:.0%} intervals")
+    source = "the error model's fit level" if model is not None else "a run-level bootstrap and the extrapolation error"
+    print(f"target N={args.target_params:.4g}, D={args.target_tokens:.4g}; {history.coverage:.0%} intervals from "
+          f"{source}")
     print(header)
     for row in history.table.itertuples():
         as_of = f"{100 * row.as_of:.1f}" if history.axis == "share" else f"{row.as_of:.4g}"
@@ -148,6 +151,8 @@ def _common(p) -> None:
     p.add_argument("--target-tokens", type=positive_number, required=True, metavar="D")
     p.add_argument("--metric", help="the metric to use when the file holds several")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--error-model", type=Path, metavar="M.json",
+                   help="an error model (`python -m fits calibrate --save-model`)")
     p.add_argument("--json", type=Path, metavar="OUT", help="write the result as JSON here")
 
 
@@ -156,9 +161,6 @@ def add_commands(sub) -> None:
     _common(p)
     p.add_argument("--budget-flops", type=positive_number, required=True, metavar="B",
                    help="FLOPs still free for new runs")
-    p.add_argument("--error-model", type=Path, metavar="M.json",
-                   help="an error model (`python -m fits calibrate --save-model`); without one the advice "
-                        "ranks by the runs' own fit")
     p.add_argument("--max-runs", type=positive_int, default=1, choices=range(1, MAX_RUNS + 1), metavar="K",
                    help=f"advise up to K runs (1-{MAX_RUNS}), each as if the earlier ones were done")
     p.add_argument("--n-boot", type=positive_int, default=16, help="bootstrap replicates per candidate run")

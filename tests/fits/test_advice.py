@@ -24,9 +24,10 @@ from .conftest import synthetic_family, true_loss
 TARGET_N, TARGET_D = 6.4e9, 1.3e11
 
 
-def toy_error_model(scale_up=0.5, n_models=-0.1, compute=-0.05):
-    """A hand-made error model with the corpus model's signs: a larger scale-up hurts, models and compute help."""
-    effects = {"log_scale_up": scale_up, "n_models": n_models, "log_compute_share": compute}
+def toy_error_model(scale_up=0.5, n_models=-0.1, compute=-0.05, fraction=0.0):
+    """A hand-made error model with the corpus model's signs: a larger scale-up hurts; models, compute and
+    more of each run seen help."""
+    effects = {"log_scale_up": scale_up, "n_models": n_models, "log_compute_share": compute, "fraction": fraction}
     coefficients = {}
     for level, names in LEVELS.items():
         coef = [effects.get(n, 0.0) for n in names]
@@ -173,3 +174,17 @@ def test_a_budget_that_affords_no_size_beyond_the_largest_trained_says_the_run_b
     advice = advise(runs, TARGET_N, TARGET_D, 3e19, error_model=flat, own_fit=False)
     assert advice.runs[0]["params"] < 4e8
     assert any("barely changes" in w and "no size closer to the target" in w for w in advice.warnings)
+
+
+def test_now_is_the_fit_s_own_design_and_a_run_changes_only_what_it_adds():
+    from fits.advice import current_design, design_columns, with_run
+
+    runs = _runs([5e7, 1e8, 2e8]).assign(run_tokens=4e10)  # runs half done
+    fit = DEFAULT_METHOD.fit(runs)
+    now = current_design(TrainSet.from_frame(runs), fit, TARGET_N, TARGET_D)
+    assert design_columns(now) == pytest.approx(fit.design(TARGET_N, TARGET_D), nan_ok=True)
+    after = design_columns(with_run(now, 1e9, 4e10))
+    assert after["n_models"] == 4 and after["scale_up"] == pytest.approx(TARGET_N / 1e9)
+    assert after["train_compute_share"] > design_columns(now)["train_compute_share"]
+    for kept in ("fraction", "rmse_log", "rollout_are", "max_epochs", "has_curves"):
+        assert after[kept] == pytest.approx(design_columns(now)[kept], nan_ok=True)

@@ -96,3 +96,11 @@ def test_a_bad_number_is_refused_by_the_parser():
     with pytest.raises(SystemExit) as exc:
         main(["advise", "x.csv", *TARGET, "--budget-flops", "-1"])
     assert exc.value.code == 2
+
+
+def test_progress_with_an_error_model_takes_its_intervals_from_it(runs_csv, model_json, tmp_path, capsys):
+    out = tmp_path / "progress.json"
+    assert main(["progress", str(runs_csv), *TARGET, "--points", "3", "--error-model", str(model_json),
+                 "--json", str(out)]) == 0
+    assert "intervals from the error model's fit level" in capsys.readouterr().out
+    assert strict_json(out)["interval"] == "error model"

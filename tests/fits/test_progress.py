@@ -51,12 +51,36 @@ def test_the_interval_narrows_as_the_runs_advance():
     assert set(table["method"]) <= {"curves", "final", "all-points", "curves+cap", "final+cap", "all-points+cap"}
 
 
-def test_the_flag_fires_on_a_plateau_where_the_extrapolation_error_is_all_that_is_left():
-    history = prediction_history(_family(), TARGET_N, TARGET_D, points=8)
-    assert history.stopped_narrowing is True
-    assert 0.25 <= history.plateau_since < 1.0
-    assert history.parts["extrapolation_share"] > 0.5
-    assert "stopped narrowing" in history.message and "closer in size" in history.message
+def test_the_flag_fires_on_a_plateau_when_updates_add_little():
+    fam = _family().assign(run_tokens=2e10)
+    last = np.sort(fam["tokens"].unique())[-4:]  # each update logs one more checkpoint per run, near the end
+    snaps = [fam[fam["tokens"] <= t] for t in last]
+    history = prediction_history(snaps, TARGET_N, TARGET_D, labels=[1, 2, 3, 4])
+    widths = history.table["width_log"].to_numpy()
+    assert widths[-1] > 0.9 * widths[-3]  # less than the 10% tolerance over the last two updates
+    assert history.stopped_narrowing is True and history.plateau_since in (1, 2)
+    assert f"stopped narrowing at snapshot {history.plateau_since}" in history.message
+
+
+def test_the_flag_does_not_fire_while_the_interval_narrows():
+    fam = _family()
+    snaps = [runs_as_of(fam, share=s) for s in (0.1, 0.2, 0.4)]
+    history = prediction_history(snaps, TARGET_N, TARGET_D)
+    widths = history.table["width_log"].to_numpy()
+    assert widths[2] < 0.9 * widths[0]
+    assert history.stopped_narrowing is False and "still narrowing" in history.message
+
+
+def test_with_an_error_model_the_band_is_its_own_and_narrows_as_more_of_each_run_is_seen():
+    from .test_advice import toy_error_model
+
+    model = toy_error_model(fraction=-1.0, compute=-0.2)
+    history = prediction_history(_family(), TARGET_N, TARGET_D, points=4, error_model=model)
+    table = history.table
+    assert history.interval == "error model" and history.n_boot == 0 and (table["boot_sd_log"] == 0).all()
+    assert np.all(np.diff(table["width_log"]) < 0)
+    again = prediction_history(_family(), TARGET_N, TARGET_D, points=4, error_model=model, seed=5)
+    assert again.table["width_log"].tolist() == table["width_log"].tolist()  # no draw
 
 
 def test_the_rule_fires_only_when_the_last_updates_narrowed_by_less_than_the_tolerance():
