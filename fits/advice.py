@@ -181,7 +181,8 @@ def _score_error_model(model, designs: list[dict]) -> list[dict]:
 
 def _rank_key(c: dict, ranked_by: str) -> tuple:
     src = c["error_model"] if ranked_by == "error model" else c["own_fit"]["expected"]
-    return (src["p90"], src["p50"], c["flops"])
+    # A candidate whose figures could not be computed (every bootstrap refit failed) ranks last.
+    return tuple(v if np.isfinite(v) else np.inf for v in (src["p90"], src["p50"])) + (c["flops"],)
 
 
 def _schedule(tokens: float) -> dict:
