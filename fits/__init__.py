@@ -17,10 +17,11 @@ The public surface, all importable as ``from fits import name`` (the service imp
 - runs from trackers (fits.trackers): ``read_runs``, ``RunsImport``, ``RunsImportError``, ``ImportLimits``,
   ``ImportReport``.
 - runs in progress and the next run (fits.progress, fits.advice): ``prediction_history`` (-> ``PredictionHistory``),
-  ``runs_as_of``, ``history_figure``; ``advise`` (-> ``Advice``), ``AdviceInputError``.
+  ``runs_as_of``, ``history_figure``; ``advise`` (-> ``Advice``), ``validate_advice_request``,
+  ``AdviceInputError``.
 - output: ``fit_figure`` (fits.plots, a matplotlib Figure without pyplot), ``json_safe`` (fits.jsonsafe).
 """
-from .advice import Advice, AdviceInputError, advise
+from .advice import Advice, AdviceInputError, advise, validate_advice_request
 from .api import fit, make_predictor, predict_interval, predict_loss, prediction_interval, prepare_train
 from .backtest import MIN_SIZES, backtest_family, eligible_families, split_target
 from .canonical import (
@@ -118,5 +119,6 @@ __all__ = [
     "runs_as_of",
     "split_target",
     "sweep_family",
+    "validate_advice_request",
     "validate_canonical",
 ]

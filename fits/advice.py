@@ -115,7 +115,8 @@ def current_design(ts: TrainSet, fit, n_t: float, d_t: float) -> dict:
     runs = runs_summary(ts)
     return {"columns": fit.design(n_t, d_t), "sizes": sorted(float(s) for s in ts.sizes),
             "run_tokens": [float(t) for t in runs["seen"]],
-            "compute": float(6.0 * (runs["params"] * runs["seen"]).sum()), "target_compute": 6.0 * n_t * d_t, "n_t": n_t}
+            "compute": float(6.0 * (runs["params"] * runs["seen"]).sum()), "target_compute": 6.0 * n_t * d_t,
+            "n_t": n_t}
 
 
 def with_run(design: dict, params: float, tokens: float) -> dict:
@@ -191,6 +192,30 @@ def _schedule(tokens: float) -> dict:
             "drop_before_tokens": float(min(DEFAULT_POLICY.min_tokens, DEFAULT_POLICY.max_run_fraction * tokens))}
 
 
+def validate_advice_request(runs, target_params, target_tokens, budget_flops, max_runs: int = 1) -> dict:
+    """Check a request without fitting (a service refuses bad input before it queues a job).
+
+    Raises :class:`AdviceInputError` naming the field, or :class:`fits.trainset.FitInputError` for the runs;
+    returns the numbers resolved (``target_params, target_tokens, budget_flops, max_runs``).
+    """
+    n_t, d_t = _positive("target_params", target_params), _positive("target_tokens", target_tokens)
+    budget = _positive("budget_flops", budget_flops)
+    if isinstance(max_runs, bool) or not isinstance(max_runs, (int, np.integer)) or not 1 <= max_runs <= MAX_RUNS:
+        raise AdviceInputError("max_runs", f"must be a whole number between 1 and {MAX_RUNS}, not {max_runs!r}")
+    ts = TrainSet.from_frame(runs)
+    if n_t <= ts.params.max():
+        raise AdviceInputError("target_params", f"the target ({n_t:.3g}) must be larger than every run so far "
+                                                f"(largest {ts.params.max():.3g})")
+    recipe = tokens_recipe(ts)
+    smallest = float(ts.params.min())
+    if min(largest_affordable(recipe, budget), LARGEST_SHARE_OF_TARGET * n_t) < smallest / 10:
+        cheapest = 6.0 * smallest * float(recipe_tokens(recipe, smallest))
+        raise AdviceInputError("budget_flops", f"{budget:.3g} FLOPs affords no run near the sizes trained (a run "
+                                               f"of the smallest size, {smallest:.3g}, costs {cheapest:.3g} on the "
+                                               "recipe's tokens)")
+    return {"target_params": n_t, "target_tokens": d_t, "budget_flops": budget, "max_runs": int(max_runs)}
+
+
 def advise(runs, target_params, target_tokens, budget_flops, *, error_model=None, max_runs: int = 1,
            n_candidates: int = DEFAULT_CANDIDATES, n_boot: int = DEFAULT_N_BOOT, seed: int = 0,
            own_fit: bool = True, method=DEFAULT_METHOD) -> Advice:
@@ -200,16 +225,11 @@ def advise(runs, target_params, target_tokens, budget_flops, *, error_model=None
     set aside for them). ``own_fit=False`` skips the simulation (only with an ``error_model``: the ranking
     does not use it then; backtests use this to stay quick).
     """
-    n_t, d_t = _positive("target_params", target_params), _positive("target_tokens", target_tokens)
-    budget = _positive("budget_flops", budget_flops)
-    if not 1 <= int(max_runs) <= MAX_RUNS:
-        raise AdviceInputError("max_runs", f"must be between 1 and {MAX_RUNS}, not {max_runs!r}")
     if not own_fit and error_model is None:
         raise AdviceInputError("error_model", "without an error model the advice needs the own-fit evidence")
+    request = validate_advice_request(runs, target_params, target_tokens, budget_flops, max_runs)
+    n_t, d_t, budget = request["target_params"], request["target_tokens"], request["budget_flops"]
     ts = TrainSet.from_frame(runs)
-    if n_t <= ts.params.max():
-        raise AdviceInputError("target_params", f"the target ({n_t:.3g}) must be larger than every run so far "
-                                                f"(largest {ts.params.max():.3g})")
     fit = method.fit(ts, stderr=False)
     ranked_by = "error model" if error_model is not None else "own fit"
     recipe = tokens_recipe(ts)
@@ -219,17 +239,12 @@ def advise(runs, target_params, target_tokens, budget_flops, *, error_model=None
     now = {"error_model": _score_error_model(error_model, [design])[0] if error_model is not None else None,
            "own_fit": own_fit_spread(fit, n_t, d_t, n_boot=n_boot, seed=seed) if own_fit else None}
     chosen_runs, first_table, remaining, warnings = [], [], budget, []
-    for step in range(int(max_runs)):
+    for step in range(request["max_runs"]):
         if remaining <= budget * 1e-6:
             break  # the earlier advised runs spent it
         largest = min(largest_affordable(recipe, remaining), LARGEST_SHARE_OF_TARGET * n_t)
         if largest < min(design["sizes"]) / 10:
-            if step == 0:
-                cheapest = 6.0 * min(design["sizes"]) * float(recipe_tokens(recipe, min(design["sizes"])))
-                raise AdviceInputError("budget_flops", f"{budget:.3g} FLOPs affords no run near the sizes trained "
-                                                       f"(a run of the smallest size, {min(design['sizes']):.3g}, "
-                                                       f"costs {cheapest:.3g} on the recipe's tokens)")
-            break
+            break  # (not at the first step: validate_advice_request refused that budget)
         sizes = candidate_sizes(design["sizes"], largest, n_candidates)
         if sizes.size == 0:
             if step == 0:

@@ -17,7 +17,7 @@ from fits.advice_backtest import follow_advice, snap, summarise_follow
 from fits.errormodel import LEVELS, ErrorModel
 from fits.method import DEFAULT_METHOD
 from fits.simulated import own_fit_spread, simulated_run
-from fits.trainset import TrainSet
+from fits.trainset import FitInputError, TrainSet
 
 from .conftest import synthetic_family, true_loss
 
@@ -188,3 +188,18 @@ def test_now_is_the_fit_s_own_design_and_a_run_changes_only_what_it_adds():
     assert after["train_compute_share"] > design_columns(now)["train_compute_share"]
     for kept in ("fraction", "rmse_log", "rollout_are", "max_epochs", "has_curves"):
         assert after[kept] == pytest.approx(design_columns(now)[kept], nan_ok=True)
+
+
+def test_a_request_is_checked_without_fitting():
+    from fits.advice import validate_advice_request
+
+    runs = _runs([5e7, 1e8])
+    assert validate_advice_request(runs, TARGET_N, TARGET_D, 1e20, 2) == {
+        "target_params": TARGET_N, "target_tokens": TARGET_D, "budget_flops": 1e20, "max_runs": 2}
+    for args, field in (((TARGET_N, TARGET_D, 1e10), "budget_flops"), ((TARGET_N, "x", 1e20), "target_tokens"),
+                        ((TARGET_N, TARGET_D, 1e20, 1.5), "max_runs"), ((TARGET_N, TARGET_D, 1e20, True), "max_runs")):
+        with pytest.raises(AdviceInputError) as err:
+            validate_advice_request(runs, *args)
+        assert err.value.field == field
+    with pytest.raises(FitInputError):
+        validate_advice_request(runs.assign(value=-1.0), TARGET_N, TARGET_D, 1e20)
