@@ -22,9 +22,13 @@ The public surface, all importable as ``from fits import name`` (the service imp
   the compute-optimal split (fits.compute_optimal): ``compute_optimal``, ``REFERENCE_LAW``.
 - runs from trackers (fits.trackers): ``read_runs``, ``RunsImport``, ``RunsImportError``, ``ImportLimits``,
   ``ImportReport``.
+- runs in progress and the next run (fits.progress, fits.advice): ``prediction_history`` (-> ``PredictionHistory``),
+  ``runs_as_of``, ``history_figure``; ``advise`` (-> ``Advice``), ``validate_advice_request``,
+  ``AdviceInputError``.
 - output: ``fit_figure``, ``iso_flop_figure`` (a plan's iso-FLOP curves) (fits.plots, matplotlib Figures without
   pyplot), ``json_safe`` (fits.jsonsafe).
 """
+from .advice import Advice, AdviceInputError, advise, validate_advice_request
 from .api import fit, make_predictor, predict_interval, predict_loss, prediction_interval, prepare_train
 from .backtest import MIN_SIZES, backtest_family, eligible_families, split_target
 from .canonical import (
@@ -59,6 +63,7 @@ from .plan import Plan, PlanInputError, PlanRequest, recommend
 from .plots import fit_figure, iso_flop_figure
 from .policy import DEFAULT_POLICY, CheckpointPolicy
 from .posterior import DEFAULT_PRIOR, ExponentPrior
+from .progress import PredictionHistory, history_figure, prediction_history, runs_as_of
 from .result import FitResult
 from .runtable import RUN_TABLE_COLUMNS, read_run_table, validate_run_table
 from .schedule import plan_csv, prediction_template_csv
@@ -68,6 +73,8 @@ from .trainset import FitInputError, TrainSet
 
 __all__ = [
     "ARE_CAP",
+    "Advice",
+    "AdviceInputError",
     "AutoMethod",
     "CANONICAL_COLUMNS",
     "CheckpointPolicy",
@@ -90,12 +97,14 @@ __all__ = [
     "Plan",
     "PlanInputError",
     "PlanRequest",
+    "PredictionHistory",
     "Problem",
     "REFERENCE_LAW",
     "RUN_TABLE_COLUMNS",
     "RunsImport",
     "RunsImportError",
     "TrainSet",
+    "advise",
     "as_fit_frame",
     "backtest_family",
     "choose_primary_metric",
@@ -106,6 +115,7 @@ __all__ = [
     "fit_figure",
     "fit_law",
     "frame_to_raw",
+    "history_figure",
     "is_loss_metric",
     "iso_flop_figure",
     "json_safe",
@@ -115,6 +125,7 @@ __all__ = [
     "plan_csv",
     "predict_interval",
     "predict_loss",
+    "prediction_history",
     "prediction_interval",
     "prediction_template_csv",
     "prepare_train",
@@ -126,9 +137,11 @@ __all__ = [
     "read_runs",
     "recommend",
     "run_key",
+    "runs_as_of",
     "split_target",
     "sweep_family",
     "text_problem",
+    "validate_advice_request",
     "validate_canonical",
     "validate_run_table",
 ]

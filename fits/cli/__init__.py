@@ -18,7 +18,7 @@ import argparse
 import sys
 
 from ..trainset import FitInputError
-from . import backtest, plan, sweeps
+from . import advise, backtest, plan, sweeps
 from .common import EXIT_BAD_INPUT, CliError
 
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_commands(sub)
     sweeps.add_commands(sub)
     plan.add_commands(sub)
+    advise.add_commands(sub)  # `advise`, `progress`: next-run advice, the prediction as runs advance
     from ..trackers.cli import add_runs_command  # `runs`: TensorBoard / W&B / MLflow -> a canonical runs CSV
 
     add_runs_command(sub)
