@@ -7,7 +7,7 @@
     python -m fits evaluate-plans --train T... [--test X...] [--json OUT]
     python -m fits plan --error-model M.json --target-params N --target-tokens D --budget-fraction F [--json OUT]
                         [--csv OUT] [--template OUT] [--plot OUT.png]                   (cli/plan.py)
-    python -m fits runs DIR --metric TAG --tokens-per-step K --params-file P.csv [--csv OUT]  (trackers/cli.py)
+    python -m fits runs DIR --metric TAG --tokens-per-step K --params-file P.csv [--csv OUT]  (cli/runs.py)
 
 Bad input (a missing file, an invalid corpus, an unknown family, a bad number)
 is one message on stderr and exit status 2, never a traceback.
@@ -18,7 +18,7 @@ import argparse
 import sys
 
 from ..trainset import FitInputError
-from . import advise, backtest, plan, sweeps
+from . import advise, backtest, plan, runs, sweeps
 from .common import EXIT_BAD_INPUT, CliError
 
 
@@ -29,9 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweeps.add_commands(sub)
     plan.add_commands(sub)
     advise.add_commands(sub)  # `advise`, `progress`: next-run advice, the prediction as runs advance
-    from ..trackers.cli import add_runs_command  # `runs`: TensorBoard / W&B / MLflow -> a canonical runs CSV
-
-    add_runs_command(sub)
+    runs.add_commands(sub)  # `runs`: TensorBoard / W&B / MLflow -> a canonical runs CSV
     return parser
 
 

@@ -4,44 +4,19 @@
     python -m fits runs export.csv --format wandb --metric train/loss --tokens-column train/tokens_seen ...
 
 The summary (runs imported, values skipped and why) goes to stderr; bad input is one message on
-stderr and exit status 2, as for every ``python -m fits`` command. (This module does not import
-fits.cli, which registers it: the command handles its own errors.)
+stderr and exit status 2, as for every ``python -m fits`` command.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
-from .core import SOURCES, ImportLimits, RunsImportError
-from .read import read_runs
+from ..trackers import ImportLimits, RunsImportError, read_runs
+from ..trackers.core import SOURCES
+from .common import EXIT_BAD_INPUT, positive_int, positive_number
 
-EXIT_BAD_INPUT = 2
-
-
-def positive_number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
-    return value
-
-
-def add_runs_command(sub) -> None:
+def add_commands(sub) -> None:
     """Add ``runs`` to ``python -m fits``'s sub-commands (``sub``: its argparse sub-parsers)."""
     p = sub.add_parser("runs", help="import runs from TensorBoard, W&B or MLflow into a canonical runs CSV",
                        description="Read a TensorBoard log directory (one sub-directory per run), W&B exports or "
