@@ -122,11 +122,15 @@ def advice_request(*, runs: list[dict], target_params=None, target_tokens=None, 
 
 
 def advice_enqueue(*, runs: list[dict], source: dict | None = None, created_by=None, **request) -> Job:
-    """Check the request (:func:`advice_request`) and queue the advice job; nothing is created on bad input."""
+    """Check the request (:func:`advice_request`) and queue the advice job; nothing is created on bad input.
+
+    Runs of a prediction stay on it (the job keeps its id: a job row is read on every poll, and a prediction's
+    runs never change); runs given are kept on the job.
+    """
     checked = advice_request(runs=runs, **request)
     plan, prediction = request.get("plan"), request.get("prediction")
     job_input = {
-        "runs": list(runs), "n_rows": len(runs), **checked,
+        **({"runs": list(runs)} if prediction is None else {}), "n_rows": len(runs), **checked,
         **({"plan": plan.pk} if plan is not None else {}),
         **({"prediction": prediction.pk} if prediction is not None else {}),
         **(source or {}),
@@ -137,10 +141,16 @@ def advice_enqueue(*, runs: list[dict], source: dict | None = None, created_by=N
 def advice_run(*, job: Job, progress) -> dict:
     """The ``advice`` job: rank candidate runs by the active error model (else the own fit) and advise."""
     data = job.input
+    runs = data.get("runs")
+    if runs is None:
+        runs = Job.objects.filter(pk=data["prediction"], kind=Job.Kind.PREDICTION).values_list("input__runs",
+                                                                                             flat=True).first()
+        if runs is None:
+            raise JobFailure(f"Prediction {data['prediction']}, whose runs this advice is for, was deleted.")
     progress(0.05, "fitting the runs so far")
     loaded = error_model_loaded()
     try:
-        advice = advise(prepare_train(runs_frame(data["runs"])), data["target_params"], data["target_tokens"],
+        advice = advise(prepare_train(runs_frame(runs)), data["target_params"], data["target_tokens"],
                         data["budget_flops"], error_model=loaded[1] if loaded else None,
                         max_runs=int(data.get("max_runs", 1)))
     except AdviceInputError as exc:

@@ -37,7 +37,7 @@ RUNS_KEPT = 1000
 IGNORED_KEPT = 100
 REPORT_LINES = 40
 # Fields of the import (besides the upload and the params), as the form and the API name them.
-OPTION_FIELDS = ("source", "metric", "tokens_per_step", "tokens_column", "params_key", "runs", "experiment")
+OPTION_FIELDS = ("source", "metric", "tokens_per_step", "tokens_column", "params_key", "only_runs", "experiment")
 # fits' error fields that are a form field of the same name; the others concern the logs or the params.
 _OPTION_ERRORS = {"metric", "tokens_per_step", "tokens_column", "source", "params_key", "experiment"}
 
@@ -83,8 +83,8 @@ def clean_options(data: dict) -> dict:
             value = value.strip() or None
         out[key] = value
     out["source"] = out["source"] or "auto"
-    if isinstance(out["runs"], str):
-        out["runs"] = [r.strip() for r in out["runs"].split(",") if r.strip()] or None
+    if isinstance(out["only_runs"], str):
+        out["only_runs"] = [r.strip() for r in out["only_runs"].split(",") if r.strip()] or None
     return out
 
 
@@ -120,8 +120,8 @@ def tracker_runs(*, logs, options: dict, params_upload=None, params_text: str = 
                  params_mapping: dict | None = None) -> tuple[list[dict], dict]:
     """Read uploaded logs into a prediction's runs; returns ``(runs, tracker)``.
 
-    ``options``: source, metric, tokens_per_step or tokens_column, params_key, runs, experiment (see
-    fits.read_runs). Each run's parameter count from ``params_upload`` (a CSV ``run,params`` or JSON file),
+    ``options``: source, metric, tokens_per_step or tokens_column, params_key, only_runs (fits.read_runs'
+    ``runs``: the runs to import), experiment (see fits.read_runs). Each run's parameter count from ``params_upload`` (a CSV ``run,params`` or JSON file),
     ``params_text`` (the same as text) or ``params_mapping`` ({run: params or {params, tokens_per_step,
     run_tokens}}), else from the tracker's own config. ``tracker`` is what the job keeps: the options, each
     run's resolved parameters (the defaults of the next update), the report and the thinning.
@@ -143,7 +143,7 @@ def tracker_runs(*, logs, options: dict, params_upload=None, params_text: str = 
             imported = read_runs(
                 str(logs_path), metric=opts["metric"], source=opts["source"], tokens_per_step=opts["tokens_per_step"],
                 tokens_column=opts["tokens_column"], params=params,
-                params_key=None if isinstance(params, dict) else opts["params_key"], runs=opts["runs"],
+                params_key=None if isinstance(params, dict) else opts["params_key"], runs=opts["only_runs"],
                 experiment=opts["experiment"], limits=tracker_limits(), name=logs_path.name,
             )
         except RunsImportError as exc:
@@ -178,7 +178,7 @@ def thin_runs(frame: pd.DataFrame, max_rows: int) -> tuple[pd.DataFrame, dict | 
     per_run = max_rows // len(counts) - 1
     if per_run < 2:
         raise TrackerInputError(f"{len(counts)} runs are too many for one prediction (at most {max_rows // 3}); "
-                                "select the runs to import.", field="runs")
+                                "select the runs to import.", field="only_runs")
     kept = []
     for _, part in frame.groupby("model", sort=False):
         part = part.sort_values("tokens")

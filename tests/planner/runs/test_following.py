@@ -12,16 +12,9 @@ from planner.runs.following import (
 )
 from tests.planner.plans.test_plans import error_model  # noqa: F401 (fixture)
 from tests.planner.predictions.test_predictions import synthetic_runs
+from tests.planner.runs.conftest import PLANNED, TARGET, in_progress
 
 pytestmark = pytest.mark.django_db
-
-TARGET = {"target_params": 3e10, "target_tokens": 2e11}
-PLANNED = 2e10  # the runs' planned length; synthetic_runs log 2e9 .. 2e10 tokens
-
-
-def in_progress(up_to: float, **kwargs) -> list[dict]:
-    """The synthetic runs as logged when they had seen ``up_to`` tokens, each planned to PLANNED."""
-    return [{**r, "run_tokens": PLANNED} for r in synthetic_runs(**kwargs) if r["tokens"] <= up_to * (1 + 1e-9)]
 
 
 def finished(job: Job, runner=prediction_followed_run) -> dict:
