@@ -230,3 +230,26 @@ def test_a_finished_advice_has_the_advice_in_its_result(client_for, owner, finis
     data = client_for(owner).get(f"{ADVICE}{finished_advice.pk}/").json()
     assert data["status"] == "succeeded" and data["result"]["ranked_by"] == "own fit"
     assert data["result"]["runs"][0]["evaluate_every_tokens"] > 0 and "runs" not in data["input"]
+
+
+# --- request limits -------------------------------------------------------------------------------
+
+
+def test_bodies_over_the_upload_limit_are_413s_from_their_length_alone(client_for, client, owner, first):
+    api = client_for(owner)
+    client.force_login(owner)
+    for sender, url in ((api, IMPORTS), (api, f"/api/v1/predictions/{first.pk}/updates/"), (api, ADVICE),
+                        (client, "/predictions/import"), (client, f"/predictions/{first.pk}/update"),
+                        (client, "/advice/new")):
+        response = sender.generic("POST", url, b"", content_type="multipart/form-data; boundary=xx",
+                                  CONTENT_LENGTH=str(10 << 30))
+        assert response.status_code == 413, url
+    assert Job.objects.count() == 1
+
+
+def test_logs_are_read_no_further_than_the_upload_limit(client_for, owner, tmp_path, settings):
+    settings.SCALEPLAN_MAX_UPLOAD_BYTES = 1000  # the zip is ~20 kB: under the limit plus the multipart allowance
+    response = client_for(owner).post(IMPORTS, logs_body(tmp_path), format="multipart")
+    assert response.status_code == 413
+    assert "over the upload limit of 1000 bytes" in error(response)["message"]
+    assert not Job.objects.exists()
