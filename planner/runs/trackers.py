@@ -169,33 +169,42 @@ def runs_of(frame: pd.DataFrame) -> list[dict]:
     return runs
 
 
+def _log_even(log_tokens: np.ndarray, k: int) -> np.ndarray:
+    """Positions of at most k (+1) of a run's sorted checkpoints spaced evenly in log tokens, first and last kept
+    (fits.CheckpointPolicy's thinning)."""
+    if log_tokens.size <= k:
+        return np.arange(log_tokens.size)
+    grid = np.linspace(log_tokens[0], log_tokens[-1], k)
+    return np.union1d(np.searchsorted(log_tokens, grid).clip(0, log_tokens.size - 1), [log_tokens.size - 1])
+
+
 def thin_runs(frame: pd.DataFrame, max_rows: int) -> tuple[pd.DataFrame, dict | None]:
-    """At most ``max_rows`` checkpoints: if over, each run keeps at most the same number, spaced evenly in log
-    tokens (its first and last checkpoints kept). Returns the frame and what was thinned (None if nothing)."""
+    """At most ``max_rows`` checkpoints: if over, each run keeps those nearest a grid of ``per_run`` points
+    evenly spaced in its log tokens (first and last kept), ``per_run`` the largest that fits. Returns the frame
+    and what was thinned (None if nothing)."""
     if len(frame) <= max_rows:
         return frame, None
-    counts = frame.groupby("model", sort=False).size()
-    per_run = max_rows // len(counts) - 1
-    if per_run < 2:
-        raise TrackerInputError(f"{len(counts)} runs are too many for one prediction (at most {max_rows // 3}); "
+    parts = [part.sort_values("tokens") for _, part in frame.groupby("model", sort=False)]
+    logs = [np.log(part["tokens"].to_numpy(dtype=float)) for part in parts]
+    if 2 * len(parts) > max_rows:
+        raise TrackerInputError(f"{len(parts)} runs are too many for one prediction (at most {max_rows // 2}); "
                                 "select the runs to import.", field="only_runs")
-    kept = []
-    for _, part in frame.groupby("model", sort=False):
-        part = part.sort_values("tokens")
-        if len(part) <= per_run:
-            kept.append(part)
-            continue
-        log_tokens = np.log(part["tokens"].to_numpy(dtype=float))
-        grid = np.linspace(log_tokens[0], log_tokens[-1], per_run)
-        positions = np.union1d(np.searchsorted(log_tokens, grid).clip(0, len(part) - 1), [len(part) - 1])
-        kept.append(part.iloc[positions])
-    out = pd.concat(kept, ignore_index=True)
-    thinned = counts[counts > per_run]
-    return out, {"per_run": int(per_run), "rows_read": int(len(frame)), "rows_kept": int(len(out)),
-                 "runs": [str(m) for m in thinned.index[:50]], "n_runs": int(len(thinned)),
-                 "reason": f"a prediction holds at most {max_rows} checkpoints: each run over {per_run} was thinned "
-                           "to that many, spaced evenly in log tokens, its last one kept (the fit uses at most 60 "
-                           "per run)"}
+
+    def kept(k: int) -> int:
+        return sum(_log_even(x, k).size for x in logs)
+
+    # Where checkpoints are sparser than the grid, several grid points take one: the largest grid that fits.
+    low, high = 1, max(x.size for x in logs)  # kept(low) <= max_rows < kept(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if kept(middle) <= max_rows else (low, middle)
+    out = pd.concat([part.iloc[_log_even(x, low)] for part, x in zip(parts, logs)], ignore_index=True)
+    thinned = [str(part["model"].iloc[0]) for part, x in zip(parts, logs) if x.size > low]
+    return out, {"per_run": int(low), "rows_read": int(len(frame)), "rows_kept": int(len(out)),
+                 "runs": thinned[:50], "n_runs": len(thinned),
+                 "reason": f"a prediction holds at most {max_rows} checkpoints: the runs with more than {low} were "
+                           f"thinned to those nearest {low} points spaced evenly in log tokens, the first and last "
+                           "kept (the fit uses at most 60 per run)"}
 
 
 def _group_skipped(rows: list[dict]) -> list[dict]:
