@@ -154,3 +154,42 @@ def test_the_params_mapping_round_trips_through_the_csv_a_user_edits(tmp_path):
     again, _ = tracker_runs(logs=upload(logs_zip(tmp_path, frame, "again"), "logs.zip"),
                             options={"metric": LOSS}, params_text=text)
     assert len(again) == len(frame)
+
+
+def test_a_wandb_chart_export_gives_the_same_runs(tmp_path):
+    from tests.fits.trackers.writers import write_wandb_panel
+
+    frame = curves()
+    path = write_wandb_panel(frame, tmp_path / "wandb_export.csv")
+    runs, tracker = tracker_runs(logs=upload(path.read_bytes(), "wandb_export.csv"), options=OPTIONS,
+                                 params_text=params_of(frame))
+    got = pd.DataFrame(runs).sort_values(["model", "tokens"], ignore_index=True)
+    want = frame.sort_values(["model", "tokens"], ignore_index=True)
+    assert got["model"].tolist() == want["model"].tolist()
+    np.testing.assert_array_equal(got["value"], want["value"])  # text formats: exactly
+    assert tracker["report"]["source"] == "wandb"
+    # The __MIN / __MAX band columns are reported, not read.
+    assert tracker["report"]["values_read"] == tracker["report"]["rows_kept"] + tracker["report"]["values_skipped"]
+
+
+def test_mlflow_histories_in_a_zip_and_a_store_give_the_same_runs(tmp_path):
+    import zipfile
+
+    from tests.fits.trackers.writers import write_mlflow_history, write_mlruns
+
+    frame = curves()
+    history = write_mlflow_history(frame, tmp_path / "history.csv")
+    runs, tracker = tracker_runs(logs=upload(history.read_bytes(), "history.csv"), options=OPTIONS,
+                                 params_text=params_of(frame))
+    assert len(runs) == len(frame) and tracker["report"]["source"] == "mlflow"
+
+    store = write_mlruns(frame, tmp_path / "mlruns")  # each run's size in its params: no params needed
+    archive = tmp_path / "mlruns.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for path in sorted(store.rglob("*")):
+            out.write(path, path.relative_to(tmp_path).as_posix())
+    runs, tracker = tracker_runs(logs=upload(archive.read_bytes(), "mlruns.zip"),
+                                 options={**OPTIONS, "experiment": "scaling"})
+    got = pd.DataFrame(runs).sort_values(["model", "tokens"], ignore_index=True)
+    np.testing.assert_array_equal(got["value"], frame.sort_values(["model", "tokens"])["value"])
+    assert {r["params_from"] for r in tracker["report"]["runs"]} == {"mlflow config: n_params"}
