@@ -90,7 +90,8 @@ def advice_request(*, runs: list[dict], target_params=None, target_tokens=None, 
             raise AdviceRequestError("Give the target's " + name.removeprefix("target_") + " (or a plan or a "
                                      "prediction to take it from).", field=name)
     if budget_flops is not None and plan is not None:
-        raise AdviceRequestError("Give the budget in FLOPs or a plan to derive it from, not both.", field="budget_flops")
+        raise AdviceRequestError("Give the budget in FLOPs or a plan to derive it from, not both.",
+                                 field="budget_flops")
     budget = {"from": "request", "flops": budget_flops}
     if plan is not None:
         spent = spent_flops(runs)

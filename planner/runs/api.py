@@ -117,8 +117,9 @@ class TrackerImportCreate(APIView):
         data = form.validated_data
         runs, tracker = _read_logs(data)
         try:
-            job = prediction_enqueue(runs=runs, target_params=data["target_params"], target_tokens=data["target_tokens"],
-                                     coverage=data["coverage"], source=_logs_source(tracker), created_by=request.user)
+            job = prediction_enqueue(runs=runs, target_params=data["target_params"],
+                                     target_tokens=data["target_tokens"], coverage=data["coverage"],
+                                     source=_logs_source(tracker), created_by=request.user)
         except PredictionInputError as exc:
             raise ValidationError({"logs" if exc.field in ("runs", "file") else exc.field: exc.messages}) from exc
         return accepted(request, sr.FollowedPredictionSerializer, job)

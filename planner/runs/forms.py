@@ -69,7 +69,8 @@ class TrackerFieldsForm(forms.Form):
         help_text="CSV with a header: run,params (optional columns tokens_per_step, run_tokens or run_steps: a run's "
                   "planned length, for runs still training); or JSON {\"run\": params}. Runs it does not list take "
                   "the count from their tracker config (n_params, num_params, ...).")
-    params_file = forms.FileField(label="or a params file", required=False, help_text="The same as a .csv or .json file.")
+    params_file = forms.FileField(label="or a params file", required=False,
+                                  help_text="The same as a .csv or .json file.")
     params_key = _text("Params key", "The config key or column holding the count, if not a usual one.")
     only_runs = _text("Only these runs", "Run names separated by commas; empty: every run.")
     experiment = _text("MLflow experiment", "Name or id, for a store holding several.")

@@ -125,7 +125,8 @@ def advice_summary(job: Job) -> dict:
              "tokens_per_param": f"{r['tokens_per_param']:.1f}", "scale_up": f"{r['scale_up']:.3g}",
              "every": _g(r["evaluate_every_tokens"]), "checkpoints": r["checkpoints"],
              "drop": _g(r["drop_before_tokens"]), "after": _quantiles(r["expected_are_after"]),
-             "error_model": _quantiles(r.get("error_model")), "own_fit": _quantiles((r.get("own_fit") or {}).get("expected"))}
+             "error_model": _quantiles(r.get("error_model")),
+             "own_fit": _quantiles((r.get("own_fit") or {}).get("expected"))}
             for r in result["runs"]]
     others = [{"params": _g(c["params"]), "tokens": _g(c["tokens"]), "flops": _g(c["flops"]),
                "scale_up": f"{c['scale_up']:.3g}", "after": _quantiles(c["expected_are_after"])}
@@ -134,7 +135,8 @@ def advice_summary(job: Job) -> dict:
     expected = result["expected_are"]
     return {"request": request, "advice": {
         "runs": runs, "runner_ups": others, "ranked_by": result["ranked_by"], "evidence": expected["evidence"],
-        "now": _quantiles(expected["now"]), "after": _quantiles(expected["after"]), "after_runs": expected["after_runs"],
+        "now": _quantiles(expected["now"]), "after": _quantiles(expected["after"]),
+        "after_runs": expected["after_runs"],
         "reasons": result["reasons"], "warnings": result["warnings"], "version": result.get("error_model_version"),
         "current": {"sizes": ", ".join(_g(s) for s in current["sizes"]), "n_runs": current["n_runs"],
                     "compute": _g(current["compute"]), "scale_up": f"{current['scale_up']:.3g}",

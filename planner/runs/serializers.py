@@ -33,8 +33,9 @@ class TrackerOptionsSerializer(SingleValuedFormMixin, serializers.Serializer):
     """How to read the logs (fits.read_runs)."""
 
     source = serializers.ChoiceField(choices=SOURCES, default="auto", help_text="auto: recognised from the files.")
-    metric = serializers.CharField(max_length=200, required=False,
-                                   help_text="The loss: its TensorBoard tag, W&B column or MLflow key (e.g. train/loss).")
+    metric = serializers.CharField(
+        max_length=200, required=False,
+        help_text="The loss: its TensorBoard tag, W&B column or MLflow key (e.g. train/loss).")
     tokens_per_step = PositiveFloatField(required=False, help_text="Tokens = step x this (or per run in the params).")
     tokens_column = _text("Or a series logged at the same steps giving the tokens seen (e.g. train/tokens_seen).")
     params = serializers.CharField(

@@ -9,9 +9,9 @@ runs table - one row per checkpoint: model = run name, params, tokens, value, st
 run's planned length is known - and the import report: every value read that is not a row, with its reason.
 
 A prediction job row holds at most MAX_PREDICTION_ROWS checkpoints. Logs often hold more (a loss logged every
-10 steps); the runs are then thinned, each to at most the same number of checkpoints, spaced evenly in log tokens
-(the first and last kept; fits.CheckpointPolicy thins the same way), and the report says so: the fit itself uses at most 60 checkpoints per run
-(fits.CheckpointPolicy), so the prediction loses nothing it would have used.
+10 steps); the runs are then thinned to those nearest a grid evenly spaced in log tokens (:func:`thin_runs`),
+and the report says so. fits.CheckpointPolicy thins the same way for the fit, which uses at most 60
+checkpoints per run, so the prediction loses nothing it would have used.
 """
 from __future__ import annotations
 
@@ -121,8 +121,8 @@ def tracker_runs(*, logs, options: dict, params_upload=None, params_text: str = 
     """Read uploaded logs into a prediction's runs; returns ``(runs, tracker)``.
 
     ``options``: source, metric, tokens_per_step or tokens_column, params_key, only_runs (fits.read_runs'
-    ``runs``: the runs to import), experiment (see fits.read_runs). Each run's parameter count from ``params_upload`` (a CSV ``run,params`` or JSON file),
-    ``params_text`` (the same as text) or ``params_mapping`` ({run: params or {params, tokens_per_step,
+    ``runs``: the runs to import), experiment (see fits.read_runs). Each run's parameter count from
+    ``params_upload`` (a CSV ``run,params`` or JSON file), ``params_text`` (the same as text) or ``params_mapping`` ({run: params or {params, tokens_per_step,
     run_tokens}}), else from the tracker's own config. ``tracker`` is what the job keeps: the options, each
     run's resolved parameters (the defaults of the next update), the report and the thinning.
     Raises TrackerInputError naming the field at fault.

@@ -38,7 +38,8 @@ def test_logs_answer_202_with_the_prediction_and_its_import_report(client_for, o
     assert data["progress_url"] == f"http://testserver/predictions/{data['id']}/progress/"
     assert data["runs_csv_url"] == f"http://testserver/predictions/{data['id']}/runs.csv"
     tracker = data["input"]["tracker"]
-    assert (tracker["filename"], tracker["options"]["metric"], tracker["report"]["rows_kept"]) == ("logs.zip", LOSS, 160)
+    assert (tracker["filename"], tracker["options"]["metric"]) == ("logs.zip", LOSS)
+    assert tracker["report"]["rows_kept"] == 160
     assert data["input"]["filename"] == "logs.zip" and data["input"]["n_rows"] == 160
     assert "params" not in tracker  # what is shown: the options and the report
     assert len(Job.objects.get().input["runs"]) == 160
@@ -89,7 +90,8 @@ def test_the_broker_down_is_a_503_and_nothing_is_created(client_for, owner, tmp_
     client = client_for(owner)
     response = client.post(IMPORTS, logs_body(tmp_path), format="multipart")
     assert response.status_code == 503 and response["Retry-After"] == "30"
-    assert error(response)["code"] == "service_unavailable" and "prediction was not started" in error(response)["message"]
+    assert error(response)["code"] == "service_unavailable"
+    assert "prediction was not started" in error(response)["message"]
     advice = client.post(ADVICE, {"runs": synthetic_runs(), "target_params": 3e10, "target_tokens": 2e11,
                                   "budget_flops": 1e21}, format="json")
     assert advice.status_code == 503 and "advice was not started" in error(advice)["message"]
