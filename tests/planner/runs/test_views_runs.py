@@ -242,3 +242,15 @@ def test_the_advice_page_shows_the_advised_run_the_expected_are_the_evidence_and
 def test_another_users_advice_is_a_404(client, stranger, finished_advice):
     client.force_login(stranger)
     assert client.get(f"/advice/{finished_advice.pk}/").status_code == 404
+
+
+def test_a_prediction_of_finished_runs_links_to_its_progress_page_which_says_it_has_no_history(logged_in, owner):
+    from planner.predictions.services import prediction_enqueue
+    from planner.runs.following import prediction_followed_run
+    from tests.planner.runs.conftest import succeed
+
+    job = succeed(prediction_enqueue(runs=synthetic_runs(), target_params=3e10, target_tokens=2e11, coverage=0.8,
+                                     created_by=owner), prediction_followed_run)
+    assert f"/predictions/{job.pk}/progress/" in parse(logged_in.get(f"/jobs/{job.pk}/")).hrefs
+    html = logged_in.get(f"/predictions/{job.pk}/progress/").content.decode()
+    assert "No history: every run had reached its planned length" in html and "history.png" not in html
