@@ -37,6 +37,8 @@ RUNS_KEPT = 1000
 IGNORED_KEPT = 100
 REPORT_LINES = 40
 # Fields of the import (besides the upload and the params), as the form and the API name them.
+# An uploaded file keeps its name in the scratch directory (suffixes tell formats apart), at most this long.
+MAX_NAME_BYTES = 200
 OPTION_FIELDS = ("source", "metric", "tokens_per_step", "tokens_column", "params_key", "only_runs", "experiment")
 # fits' error fields that are a form field of the same name; the others concern the logs or the params.
 _OPTION_ERRORS = {"metric", "tokens_per_step", "tokens_column", "source", "params_key", "experiment"}
@@ -63,7 +65,12 @@ def upload_name(name: str | None, default: str) -> str:
     say .tar.gz or .json, and a W&B history names its run)."""
     base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
     base = "".join(ch for ch in base if unicodedata.category(ch) not in ("Cc", "Cf")).strip().lstrip(".")
-    return base[:200] or default
+    if len(base.encode()) > MAX_NAME_BYTES:  # file systems take 255 bytes: keep the start and the suffixes
+        head, tail = base[:60], base[-60:]
+        while len((head + "~" + tail).encode()) > MAX_NAME_BYTES:
+            head, tail = head[:-1], tail[1:]
+        base = head + "~" + tail
+    return base or default
 
 
 def _save(upload, directory: Path, default: str) -> Path:

@@ -193,3 +193,17 @@ def test_mlflow_histories_in_a_zip_and_a_store_give_the_same_runs(tmp_path):
     got = pd.DataFrame(runs).sort_values(["model", "tokens"], ignore_index=True)
     np.testing.assert_array_equal(got["value"], frame.sort_values(["model", "tokens"])["value"])
     assert {r["params_from"] for r in tracker["report"]["runs"]} == {"mlflow config: n_params"}
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("../../etc/passwd", "passwd"), ("C:\\logs\\run.zip", "run.zip"), ("..", "logs"), ("a\x00b\u202e.zip", "ab.zip"),
+    ("é" * 300 + ".tar.gz", None),
+])
+def test_uploaded_names_stay_in_the_scratch_directory_and_keep_their_suffixes(name, expected):
+    from planner.runs.trackers import upload_name
+
+    got = upload_name(name, "logs")
+    if expected is not None:
+        assert got == expected
+    else:
+        assert len(got.encode()) <= 200 and got.endswith(".tar.gz") and "/" not in got
