@@ -15,7 +15,7 @@ from ..jobs.heartbeat import job_stall
 from ..jobs.models import Job
 from ..jobs.services import JobEnqueueError
 from ..predictions.services import PredictionInputError, prediction_enqueue
-from .advice import AdviceRequestError, advice_enqueue
+from .advice import AdviceRequestError, advice_enqueue, plan_figures
 from .following import prediction_update_enqueue, tracker_defaults
 from .forms import AdviceForm, PredictionUpdateForm, TrackerImportForm
 from .pages import advice_summary, prediction_summary, runs_csv
@@ -147,6 +147,28 @@ def _choices(request, kind, wanted) -> list[tuple[int, str]]:
             for pk, created, status, target in rows]
 
 
+def _visible(request, pk, kind) -> Job | None:
+    return None if pk is None else Job.objects.visible_to(request.user).filter(pk=pk, kind=kind).first()
+
+
+def _plan_figures(plan: Job | None) -> dict | None:
+    if plan is None:
+        return None
+    try:
+        return plan_figures(plan)
+    except AdviceRequestError:
+        return None  # a plan without a budget: the form says so when it is chosen
+
+
+def _prediction_target(request, pk) -> dict:
+    found = Job.objects.visible_to(request.user).filter(pk=pk, kind=Job.Kind.PREDICTION).values_list(
+        "input__target_params", "input__target_tokens").first()
+    if not found or found[0] is None:
+        return {}
+    tokens = max(found[1]) if isinstance(found[1], list) else found[1]
+    return {"target_params": found[0], "target_tokens": tokens}
+
+
 def _int_param(request, name):
     value = request.GET.get(name, "")
     return int(value) if value.isdigit() else None
@@ -159,11 +181,18 @@ def advice_new(request):
     choices = {"predictions": _choices(request, Job.Kind.PREDICTION, wanted["prediction"]),
                "plans": _choices(request, Job.Kind.PLAN, wanted["plan"])}
     initial = {k: v for k, v in wanted.items() if v is not None}
+    plan = _visible(request, wanted["plan"], Job.Kind.PLAN)
+    figures = _plan_figures(plan)
+    if figures:  # the plan's target, as the form will use it, in its fields (the budget follows from the runs)
+        initial.update(target_params=figures["target_params"], target_tokens=figures["target_tokens"])
+    elif wanted["prediction"] is not None:
+        initial.update(_prediction_target(request, wanted["prediction"]))
     template = "planner/runs/advice_new.html"
+    context = {"plan": plan, "figures": {k: f"{v:.4g}" for k, v in figures.items()} if figures else None}
     if refused := _refused(request):
         form = AdviceForm(request.POST, initial=initial, **choices)
         form.add_error(None, refused)
-        return throttled_response(request, render(request, template, {"form": form}))
+        return throttled_response(request, render(request, template, {"form": form, **context}))
     form = AdviceForm(request.POST or None, request.FILES or None, initial=initial, **choices)
     status = 200
     if request.method == "POST" and form.is_valid():
@@ -183,7 +212,7 @@ def advice_new(request):
         except JobEnqueueError as exc:
             form.add_error(None, str(exc))
             status = 503
-    return render(request, template, {"form": form}, status=status)
+    return render(request, template, {"form": form, **context}, status=status)
 
 
 @require_safe

@@ -180,9 +180,18 @@ def test_the_plan_page_links_to_the_advice_form_with_the_plan(logged_in, owner):
                                                                              "target_tokens": 2e11,
                                                                              "budget_flops": 2e21})
     assert f"/advice/new?plan={plan.pk}" in parse(logged_in.get(f"/plans/{plan.pk}/")).hrefs
-    form = logged_in.get(f"/advice/new?plan={plan.pk}").context["form"]
-    assert form.initial == {"plan": plan.pk} and (plan.pk, form.fields["plan"].choices[1][1]) in form.fields[
-        "plan"].choices
+    response = logged_in.get(f"/advice/new?plan={plan.pk}")
+    form = response.context["form"]
+    # The plan chosen and its target in the fields; the page says its budget.
+    assert form.initial == {"plan": plan.pk, "target_params": 3e10, "target_tokens": 2e11}
+    assert plan.pk in dict(form.fields["plan"].choices)
+    text = " ".join(response.content.decode().split())
+    assert "a target of 3e+10 parameters on 2e+11 tokens, 2e+21 FLOPs for the small models" in text
+
+
+def test_the_advice_form_from_a_prediction_takes_its_target(logged_in, chain):
+    form = logged_in.get(f"/advice/new?prediction={chain[-1].pk}").context["form"]
+    assert form.initial == {"prediction": chain[-1].pk, "target_params": 3e10, "target_tokens": 2e11}
 
 
 def test_advice_from_a_prediction_and_a_plan_queues_a_job(logged_in, owner, chain):
