@@ -207,3 +207,19 @@ def test_uploaded_names_stay_in_the_scratch_directory_and_keep_their_suffixes(na
         assert got == expected
     else:
         assert len(got.encode()) <= 200 and got.endswith(".tar.gz") and "/" not in got
+
+
+def test_awkward_run_names_become_valid_model_names_for_the_prediction(tmp_path):
+    from planner.predictions.services import prediction_check
+
+    frame = curves(sizes=(1e8, 3e8, 1e9))
+    names = {"run-1e+08": "=sum(A1) ünïcode", "run-3e+08": "sweep/lr 3e-4 \"q\"", "run-1e+09": "@big, 1B"}
+    frame["model"] = frame["model"].map(names)
+    params = "run,params\n" + "".join(f'"{names[f"run-{n:.0e}"].replace(chr(34), chr(34) * 2)}",{int(n)}\n'
+                                      for n in (1e8, 3e8, 1e9))
+    runs, tracker = tracker_runs(logs=upload(logs_zip(tmp_path, frame), "logs.zip"), options=OPTIONS,
+                                 params_text=params)
+    models = sorted({r["model"] for r in runs})
+    assert len(models) == 3 and models == sorted(r["model"] for r in tracker["report"]["runs"])
+    assert not any(m.startswith(("=", "+", "-", "@")) or "/" in m for m in models), models
+    prediction_check(runs=runs, target_params=3e10, target_tokens=2e11, coverage=0.8)  # the runs' rules hold
