@@ -27,6 +27,7 @@ urlpatterns = [
     path("plans/new", plans_views.plan_new, name="plan-new"),
     path("plans/<int:pk>/", plans_views.plan_page, name="plan-page"),
     path("plans/<int:pk>/<str:name>.png", plans_views.plan_plot, name="plan-plot"),
+    path("", include("planner.runs.urls")),  # tracker imports, predictions as runs advance, next-run advice
     path("api/v1/", include("planner.api.urls", namespace="api")),
 ]
 

@@ -7,6 +7,7 @@ from ..jobs import api as jobs
 from ..laws import api as laws
 from ..plans import api as plans
 from ..predictions import api as predictions
+from ..runs import api as runs
 from .exceptions import api_not_found
 
 app_name = "api"
@@ -23,6 +24,10 @@ urlpatterns = [
     path("jobs/<int:pk>/cancel/", jobs.JobCancel.as_view(), name="job-cancel"),
     path("predictions/", predictions.PredictionCreate.as_view(), name="prediction-create"),
     path("predictions/<int:pk>/", predictions.PredictionDetail.as_view(), name="prediction-detail"),
+    path("predictions/imports/", runs.TrackerImportCreate.as_view(), name="prediction-import"),
+    path("predictions/<int:pk>/updates/", runs.PredictionUpdateCreate.as_view(), name="prediction-update"),
+    path("advice/", runs.AdviceListCreate.as_view(), name="advice-list"),
+    path("advice/<int:pk>/", runs.AdviceDetail.as_view(), name="advice-detail"),
     path("plans/", plans.PlanListCreate.as_view(), name="plan-list"),
     path("plans/<int:pk>/", plans.PlanDetail.as_view(), name="plan-detail"),
     path("sweeps/", errormodels.SweepListCreate.as_view(), name="sweep-list"),

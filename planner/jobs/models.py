@@ -23,6 +23,7 @@ class Job(models.Model):
         PREDICTION = "prediction", "predict a target's loss from the user's runs"
         SWEEP = "sweep", "rebuild the error model (sweep of backtested designs)"
         PLAN = "plan", "recommend the small models to train"
+        ADVICE = "advice", "advise the next run(s) to train"
 
     class Status(models.TextChoices):
         QUEUED = "queued"

@@ -68,6 +68,7 @@ KIND_NOUNS = {
     Job.Kind.PREDICTION: "prediction",
     Job.Kind.SWEEP: "error-model rebuild",
     Job.Kind.PLAN: "plan",
+    Job.Kind.ADVICE: "advice",
 }
 
 

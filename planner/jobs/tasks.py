@@ -16,7 +16,8 @@ from django.conf import settings
 from ..corpus.services import corpus_import_run, corpus_stats_run
 from ..errormodels.services import sweep_run
 from ..plans.services import plan_run
-from ..predictions.services import prediction_run
+from ..runs.advice import advice_run
+from ..runs.following import prediction_followed_run
 from . import dispatch
 from .models import Job
 from .heartbeat import Heartbeat
@@ -38,9 +39,11 @@ log = logging.getLogger(__name__)
 RUNNERS = {
     Job.Kind.CORPUS_STATS: corpus_stats_run,
     Job.Kind.CORPUS_IMPORT: corpus_import_run,
-    Job.Kind.PREDICTION: prediction_run,
+    # planner.predictions' prediction_run, plus its history for predictions that follow training
+    Job.Kind.PREDICTION: prediction_followed_run,
     Job.Kind.SWEEP: sweep_run,
     Job.Kind.PLAN: plan_run,
+    Job.Kind.ADVICE: advice_run,
 }
 
 

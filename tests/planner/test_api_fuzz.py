@@ -82,9 +82,11 @@ def fuzz_world(corpus, owner, staff, error_model, monkeypatch, django_capture_on
                                 result={"n_problems": 1, "problems": [{"line": 2, "column": "value", "reason": "x"}]})
     sweep = Job.objects.create(kind=Job.Kind.SWEEP, created_by=staff, input={"families": None})
     queued = Job.objects.create(kind=Job.Kind.CORPUS_STATS, created_by=owner, input={"families": ["tiny"]})
+    advice = Job.objects.create(kind=Job.Kind.ADVICE, created_by=owner, input={
+        "prediction": prediction.pk, "target_params": 1e9, "target_tokens": 4e10, "budget_flops": 1e20, "max_runs": 1})
     yield {
-        "jobs": [plan.pk, prediction.pk, failed.pk, sweep.pk, queued.pk],
-        "plans": [plan.pk], "predictions": [prediction.pk], "sweeps": [sweep.pk],
+        "jobs": [plan.pk, prediction.pk, failed.pk, sweep.pk, queued.pk, advice.pk],
+        "plans": [plan.pk], "predictions": [prediction.pk], "sweeps": [sweep.pk], "advice": [advice.pk],
         "families": [corpus["tiny"].pk, corpus["other"].pk], "names": ["tiny", "other"],
         "sent": sent,
     }
@@ -101,7 +103,7 @@ def _fixed_path_values(operation, world):
         return None
     if path.startswith("/api/v1/families/"):
         return {"id": world["families"]}
-    for prefix in ("plans", "predictions", "sweeps"):
+    for prefix in ("plans", "predictions", "sweeps", "advice"):
         if path.startswith(f"/api/v1/{prefix}/"):
             return {"id": world[prefix]}
     return {"id": world["jobs"]}

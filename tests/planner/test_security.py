@@ -154,7 +154,8 @@ def test_every_template_form_that_posts_carries_the_csrf_token():
 
 
 FORM_PAGES = {
-    "/accounts/login/": None, "/plans/new": "owner", "/predictions/new": "owner",
+    "/accounts/login/": None, "/plans/new": "owner", "/predictions/new": "owner", "/predictions/import": "owner",
+    "/advice/new": "owner",
     "/admin/planner/job/import/": "staff", "/admin/planner/family/{family}/change/": "staff",
     "/admin/planner/family/add/": "staff", "/admin/password_change/": "staff",
 }
