@@ -10,7 +10,7 @@ from .models import Job
 _PUBLIC_INPUT_KEYS = (
     "filename", "size", "skip_invalid", "replace", "families",
     # predictions (the runs themselves stay off: thousands of rows on every poll)
-    "target_params", "target_tokens", "coverage", "family", "metric", "n_rows",
+    "target_params", "target_tokens", "coverage", "family", "metric", "other_metrics", "n_rows",
     # plans
     "target_compute", "budget_flops", "budget_fraction", "min_size", "max_size", "max_models", "max_epochs",
 )

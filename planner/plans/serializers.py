@@ -6,9 +6,9 @@ from rest_framework import serializers
 
 from fits import PlanInputError
 
-from .services import plan_request
-
+from ..api.base import RejectUnknownFieldsMixin
 from ..jobs.serializers import JobSerializer
+from .services import plan_request
 
 
 class PositiveFloatField(serializers.FloatField):
@@ -25,8 +25,9 @@ def _optional(help_text):
     return PositiveFloatField(required=False, allow_null=True, default=None, help_text=help_text)
 
 
-class PlanRequestSerializer(serializers.Serializer):
-    """What a plan needs; checked at once by fits.plan (400 naming the field), then queued."""
+class PlanRequestSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    """What a plan needs; checked at once by fits.plan (400 naming the field, or both fields of a conflicting
+    pair), then queued. An unknown key is a 400 naming it."""
 
     target_params = PositiveFloatField(help_text="The target model's parameter count N, e.g. 7e9.")
     target_tokens = _optional("Tokens the target will see. Give this or target_compute.")
@@ -45,7 +46,7 @@ class PlanRequestSerializer(serializers.Serializer):
         try:
             plan_request(data)
         except PlanInputError as exc:
-            raise serializers.ValidationError({exc.field: [exc.reason]}) from exc
+            raise serializers.ValidationError({name: [exc.reason] for name in exc.fields}) from exc
         return data
 
 

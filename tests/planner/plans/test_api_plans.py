@@ -72,6 +72,40 @@ def test_odd_plan_inputs_are_reported_under_their_own_field_in_whole_sentences(
     assert says in details[field][0] and not details[field][0].endswith(("with", "computed")), details
 
 
+@pytest.mark.parametrize("change, fields", [
+    ({"budget_flops": 1e20}, {"budget_flops", "budget_fraction"}),
+    ({"target_compute": 6e21}, {"target_tokens", "target_compute"}),
+])
+def test_conflicting_fields_are_a_400_naming_both(client_for, owner, error_model, no_enqueue, change, fields):
+    response = client_for(owner).post("/api/v1/plans/", {**REQUEST, **change}, format="json")
+    assert response.status_code == 400
+    details = response.json()["error"]["details"]
+    assert set(details) == fields, details
+    for name in fields:
+        assert "not both" in details[name][0] and all(f in details[name][0] for f in fields)
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("change, key", [({"budget_fractoin": 0.05}, "budget_fractoin"), ({"max_model": 4}, "max_model")])
+def test_an_unknown_key_is_a_400_naming_it(client_for, owner, error_model, no_enqueue, change, key):
+    response = client_for(owner).post("/api/v1/plans/", {**REQUEST, **change}, format="json")
+    assert response.status_code == 400
+    details = response.json()["error"]["details"]
+    assert list(details) == [key] and f"Unknown field {key!r}" in details[key][0], details
+    assert "target_params" in details[key][0]  # and what the request takes
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("change, fields", [
+    ({"budget_flops": 1e20}, {"budget_flops", "budget_fraction"}),
+    ({"tagret_params": 7e9}, {"tagret_params"}),
+])
+def test_bad_input_is_a_400_before_the_error_model_is_looked_up(client_for, owner, no_enqueue, change, fields):
+    # No error model: still a 400 naming the fields, not a 409.
+    response = client_for(owner).post("/api/v1/plans/", {**REQUEST, **change}, format="json")
+    assert response.status_code == 400 and set(response.json()["error"]["details"]) == fields
+
+
 def test_planning_without_an_error_model_is_a_409_saying_what_to_do(client_for, owner, no_enqueue):
     response = client_for(owner).post("/api/v1/plans/", REQUEST, format="json")
     assert response.status_code == 409

@@ -57,13 +57,18 @@ def test_posting_without_a_csrf_token_is_refused(owner, error_model):
     ({"target_tokens": ""}, "target_tokens", "give the target's tokens or its compute budget"),
     ({"budget_fraction": "3"}, "budget_fraction", "must be a share of the target's compute"),
     ({"max_size": "8e9"}, "max_size", "must be smaller than the target"),
+    ({"budget_flops": "1e20"}, "budget_flops", "not both"),
+    ({"budget_flops": "1e20"}, "budget_fraction", "not both"),
+    ({"target_compute": "6e21"}, "target_tokens", "not both"),
+    ({"target_compute": "6e21"}, "target_compute", "not both"),
 ])
 def test_impossible_input_shows_the_error_under_its_field_and_queues_nothing(logged_in, error_model, change, field,
                                                                           message):
     response = logged_in.post(NEW, {**FORM, **change})
     assert response.status_code == 200
     errors = response.context["form"].errors
-    assert list(errors) == [field] and message in errors[field][0]
+    # A conflicting pair is shown under both of its fields; anything else under its own field only.
+    assert field in errors and len(errors) == (2 if message == "not both" else 1) and message in errors[field][0]
     assert message in response.content.decode().replace("&#x27;", "'")
     assert not Job.objects.exists()
 
