@@ -71,6 +71,12 @@ def error_model_active() -> ErrorModelArtifact | None:
     return ErrorModelArtifact.objects.filter(is_active=True).first()
 
 
+def error_model_rebuild() -> Job | None:
+    """The rebuild of the error model (a sweep job) queued or running, if any; pages show its progress."""
+    return (Job.objects.filter(kind=Job.Kind.SWEEP, status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
+            .order_by("-created_at").first())
+
+
 # Parsed error models by artifact version: a worker loads each once (artifacts never change).
 _models: dict[int, ErrorModel] = {}
 _models_lock = threading.Lock()

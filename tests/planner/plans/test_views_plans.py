@@ -101,23 +101,81 @@ def finished_plan(owner, error_model):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_plan_page_shows_the_plan(logged_in, finished_plan):
+def test_the_plan_page_shows_the_plan_explained(logged_in, finished_plan):
     response = logged_in.get(f"/plans/{finished_plan.pk}/")
     html = response.content.decode()
+    page = parse(response)
     plan = finished_plan.result
     assert response.status_code == 200 and 'http-equiv="refresh"' not in html
-    for heading in ("Train these models", "Expected error on the target", "Checkpoint schedule", "Alternatives",
-                    "Naive designs at the same budget", "Compute-optimal split"):
+    for heading in ("Train these models", "Downloads", "Expected error on the target", "Why this design",
+                    "Runners-up", "Naive designs at the same budget", "Alternatives at other budgets",
+                    "Compute-optimal split"):
         assert heading in html
-    assert html.count("<tr>") >= len(plan["models"])
-    assert f"{plan['models'][0]['params']:.3g}" in html
+    # The per-run schedule: each run's name, size, tokens, FLOPs and its own evaluation interval.
+    for m in plan["recommended"]["models"]:
+        row = f"<td class=\"name\">{m['model']}</td><td>{m['params']:.3g}</td><td>{m['tokens']:.3g}</td>"
+        assert row in html
+        assert f"<td>{m['eval_every_tokens']:.3g}</td><td>{m['evaluations']}</td>" in html
     assert f"{plan['expected_are']['p50'] * 100:.3g}%" in html
     assert plan["reasons"]["models"] in html
-    assert f"/plans/{finished_plan.pk}/frontier.png" in html and f"/plans/{finished_plan.pk}/sizes.png" in html
+    # Runners-up with their p10/p50/p90, and the factors that decided.
+    for a in plan["alternatives"]:
+        assert f"<td>{a['p10'] * 100:.3g}%</td><td>{a['p50'] * 100:.3g}%</td>" in html
+    assert plan["choice"]["factors"] and all(f["factor"] in html for f in plan["choice"]["factors"])
+    # The compute-optimal split with its range.
+    opt = plan["compute_optimal"]
+    assert f"{opt['params_interval'][0]:.3g} - {opt['params_interval'][1]:.3g}" in html
+    # Downloads, figures and the prediction form with the target filled in.
+    pk = finished_plan.pk
+    assert {f"/plans/{pk}/plan.json", f"/plans/{pk}/plan.csv", f"/plans/{pk}/prediction-template.csv"} <= set(page.hrefs)
+    assert {f"/plans/{pk}/{name}.png" for name in ("isoflop", "frontier", "sizes")} <= set(page.srcs)
+    assert f"/predictions/new?plan={pk}&target_params=7e%2B09&target_tokens=1.4e%2B11" in page.hrefs
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("name", ["frontier", "sizes"])
+def test_warnings_are_shown_by_code_and_message(logged_in, owner, error_model):
+    job = Job.objects.create(kind=Job.Kind.PLAN, created_by=owner,
+                             input={"target_params": 7e9, "target_tokens": 1.4e11, "budget_flops": 2e22})
+    run_job.apply(args=[job.pk])
+    job.refresh_from_db()
+    [warning] = [w for w in job.result["warnings"] if w["code"] == "budget_exceeds_target"]
+    html = logged_in.get(f"/plans/{job.pk}/").content.decode()
+    assert '<code class="code">budget_exceeds_target</code>' in html
+    assert "{&#x27;code&#x27;" not in html and "{'code'" not in html  # no raw dicts
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_plan_downloads_are_files_the_library_writes(logged_in, finished_plan):
+    import json
+
+    from fits import plan_csv, prediction_template_csv
+
+    pk = finished_plan.pk
+    response = logged_in.get(f"/plans/{pk}/plan.json")
+    assert response.status_code == 200 and response["Content-Type"] == "application/json; charset=utf-8"
+    assert response["Content-Disposition"] == f'attachment; filename="plan-{pk}-plan.json"'
+    assert json.loads(response.content) == finished_plan.result
+    response = logged_in.get(f"/plans/{pk}/plan.csv")
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == f'attachment; filename="plan-{pk}-runs.csv"'
+    assert response.content.decode() == plan_csv(finished_plan.result)
+    response = logged_in.get(f"/plans/{pk}/prediction-template.csv")
+    assert response.content.decode() == prediction_template_csv(finished_plan.result)
+    assert response.content.decode().startswith("model,params,tokens,value\n")
+    assert logged_in.get(f"/plans/{pk}/other.csv").status_code == 404
+
+
+def test_an_unfinished_or_old_plan_has_no_csv_files(logged_in, owner):
+    job = Job.objects.create(kind=Job.Kind.PLAN, created_by=owner, input={"target_params": 7e9})
+    assert logged_in.get(f"/plans/{job.pk}/plan.csv").status_code == 404
+    assert logged_in.get(f"/plans/{job.pk}/plan.json").status_code == 404
+    Job.objects.filter(pk=job.pk).update(status="succeeded", result={"version": 1, "models": []})
+    assert logged_in.get(f"/plans/{job.pk}/plan.csv").status_code == 404  # version 1: no per-run schedule
+    assert logged_in.get(f"/plans/{job.pk}/plan.json").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("name", ["isoflop", "frontier", "sizes"])
 def test_the_plots_are_pngs(logged_in, finished_plan, name):
     response = logged_in.get(f"/plans/{finished_plan.pk}/{name}.png")
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
@@ -129,6 +187,7 @@ def test_another_users_plan_is_a_404_like_a_missing_one(client, stranger, finish
     client.force_login(stranger)
     assert client.get(f"/plans/{finished_plan.pk}/").status_code == 404
     assert client.get(f"/plans/{finished_plan.pk}/frontier.png").status_code == 404
+    assert client.get(f"/plans/{finished_plan.pk}/plan.json").status_code == 404
     assert client.get(f"/plans/{finished_plan.pk + 1000}/").status_code == 404
 
 
