@@ -1,12 +1,19 @@
 """REST API v1 for plans.
 
-- POST /plans/ (token): 202 + the plan job (Location); 400 names the field; 409 while no
-  error model exists. GET /plans/ lists your plans (staff: all), /plans/<id>/ one plan.
+- POST /plans/ (token): 202 + the plan job (Location); 400 names the field (both fields of a conflicting
+  pair; an unknown key by its name), checked before the error model is looked up; 409 while no
+  error model exists. GET /plans/ lists your plans (staff: all), /plans/<id>/ one plan, and its files
+  /plans/<id>/plan.json, plan.csv, prediction-template.csv.
   A plan is always a job (no synchronous mode): the same code path serves the form,
   the API and the benchmark, and a worker keeps the parsed error model in memory.
 """
-from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework import generics, permissions
+import re
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, permissions, renderers
+from rest_framework.exceptions import NotFound
 
 from ..api.base import Pagination, accepted, errors
 from ..api.exceptions import Conflict
@@ -15,7 +22,7 @@ from ..api.permissions import IsJobOwnerOrStaff
 from ..api.throttling import CreationRateThrottle
 from ..jobs.models import Job
 from . import serializers as sp
-from .services import NO_MODEL_MESSAGE, NoErrorModel, plan_enqueue
+from .services import NO_MODEL_MESSAGE, PLAN_FILES, NoErrorModel, NoPlanFile, plan_enqueue, plan_file
 
 PLAN_REQUEST_EXAMPLE = {"target_params": 7e9, "target_tokens": 1.4e11, "budget_fraction": 0.05, "max_models": 8}
 PLAN_RESULT_EXAMPLE = {
@@ -101,3 +108,54 @@ class PlanDetail(generics.RetrieveAPIView):
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+
+class CSVRenderer(renderers.BaseRenderer):
+    """Lets a client ask for text/csv (Accept); the file views answer with the file itself."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data if isinstance(data, (bytes, str)) else renderers.JSONRenderer().render(data)
+
+
+class PlanFile(generics.GenericAPIView):
+    permission_classes = [permissions.IsAuthenticated, IsJobOwnerOrStaff]
+    queryset = Job.objects.filter(kind=Job.Kind.PLAN).select_related("created_by")
+    renderer_classes = [renderers.JSONRenderer, CSVRenderer]
+    pagination_class = None
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
+            return self.queryset.none()
+        return self.queryset.visible_to(self.request.user)  # another user's: 404, like a missing one
+
+    @extend_schema(
+        summary="A plan's files: the plan (JSON), its runs (CSV) or the prediction's template (CSV)",
+        description=(
+            "`plan.json`: the stored plan (`result`). `plan.csv`: one row per run to train (model, params, tokens, "
+            "flops, tokens_per_param, eval_every_tokens, evaluations, drop_before_tokens, checkpoints_used). "
+            "`prediction-template.csv`: each run's evaluation points in the prediction's runs format "
+            "(model, params, tokens, value) with `value` empty, to fill in once the runs are trained and POST "
+            "to /api/v1/predictions/. 404 until the plan has succeeded (and for the CSVs of a plan made before "
+            "per-run schedules)."
+        ),
+        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH),
+                    OpenApiParameter("name", str, OpenApiParameter.PATH, enum=list(PLAN_FILES))],
+        responses={(200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description="plan.json"),
+                   (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="plan.csv, prediction-template.csv"),
+                   **errors(401, 404)},
+    )
+    def get(self, request, pk, name):
+        if not re.fullmatch(r"[0-9]{1,18}", pk):  # the route takes any id, so that every wrong one is this 404
+            raise NotFound(f"No plan {pk!r}.")
+        job = self.get_object()
+        try:
+            content_type, filename, content = plan_file(job=job, name=name)
+        except NoPlanFile as exc:
+            raise NotFound(str(exc)) from exc
+        response = HttpResponse(content, content_type=f"{content_type}; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response

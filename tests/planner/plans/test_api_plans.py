@@ -187,3 +187,51 @@ def test_the_schema_documents_plans_with_examples(api_client):
     assert post["requestBody"]["content"]["application/json"]["examples"]
     assert schema["paths"]["/api/v1/plans/{id}/"]["get"]["responses"]["200"]["content"]["application/json"]["examples"]
     assert {"/api/v1/sweeps/", "/api/v1/sweeps/{id}/", "/api/v1/error-model/"} <= set(schema["paths"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_succeeded_plan_links_its_files_figures_and_prediction_form(client_for, owner, stranger, error_model):
+    import json
+
+    from fits import plan_csv, prediction_template_csv
+    from planner.jobs.tasks import run_job
+
+    job = Job.objects.create(kind=Job.Kind.PLAN, created_by=owner, input=REQUEST)
+    queued = client_for(owner).get(f"/api/v1/plans/{job.pk}/").json()
+    assert queued["downloads"] is None and queued["figures"] is None and queued["prediction_form_url"] is None
+    assert queued["queue"] == {"ahead": 0, "running": 0, "message": queued["queue"]["message"]}
+    assert client_for(owner).get(f"/api/v1/plans/{job.pk}/plan.csv").status_code == 404
+    run_job.apply(args=[job.pk])
+    job.refresh_from_db()
+
+    body = client_for(owner).get(f"/api/v1/plans/{job.pk}/").json()
+    base = f"http://testserver/api/v1/plans/{job.pk}"
+    assert body["downloads"] == {"json": f"{base}/plan.json", "csv": f"{base}/plan.csv",
+                                 "prediction_template": f"{base}/prediction-template.csv"}
+    assert set(body["figures"]) == {"isoflop", "frontier", "sizes"} and body["queue"] is None
+    assert body["prediction_form_url"].startswith("http://testserver/predictions/new?plan=")
+    # The warnings carry stable codes.
+    assert all(set(w) >= {"code", "message"} for w in body["result"]["warnings"])
+
+    client = client_for(owner)
+    response = client.get(body["downloads"]["csv"], HTTP_ACCEPT="text/csv")
+    assert response.status_code == 200 and response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response.content.decode() == plan_csv(job.result)
+    response = client.get(body["downloads"]["prediction_template"])
+    assert response.content.decode() == prediction_template_csv(job.result)
+    assert json.loads(client.get(body["downloads"]["json"]).content) == job.result
+    missing = client.get(f"{base}/other.csv")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert client_for(stranger).get(body["downloads"]["csv"]).status_code == 404
+    assert client_for(None).get(body["downloads"]["csv"]).status_code == 401
+
+
+def test_warnings_carry_stable_codes_in_the_api(client_for, owner, error_model):  # noqa: F811
+    from planner.plans.services import plan_run
+
+    job = Job.objects.create(kind=Job.Kind.PLAN, created_by=owner,
+                             input={"target_params": 7e9, "target_tokens": 1.4e11, "budget_flops": 2e22})
+    result = plan_run(job=job, progress=lambda *a: None)
+    Job.objects.filter(pk=job.pk).update(status="succeeded", result=result)
+    warnings = client_for(owner).get(f"/api/v1/plans/{job.pk}/").json()["result"]["warnings"]
+    assert "budget_exceeds_target" in [w["code"] for w in warnings]
