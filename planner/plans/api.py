@@ -25,20 +25,32 @@ from . import serializers as sp
 from .services import NO_MODEL_MESSAGE, PLAN_FILES, NoErrorModel, NoPlanFile, plan_enqueue, plan_file
 
 PLAN_REQUEST_EXAMPLE = {"target_params": 7e9, "target_tokens": 1.4e11, "budget_fraction": 0.05, "max_models": 8}
+_RUN_EXAMPLE = {"model": "run1-215M", "params": 2.15e8, "tokens": 1.38e9, "flops": 1.78e18, "tokens_per_param": 6.41,
+                "eval_every_tokens": 2.7e7, "evaluations": 52, "drop_before_tokens": 6.89e8, "checkpoints_used": 27}
+# A 7B target on 1.4e11 tokens at 5% of its compute (rounded; runs and factors shortened).
 PLAN_RESULT_EXAMPLE = {
-    "design": {"n_models": 5, "scale_up": 4.0, "train_compute_share": 0.05, "tokens_per_param": 12.3},
-    "models": [{"params": 1.1e8, "tokens": 1.35e9, "flops": 8.9e17}, {"params": 1.75e9, "tokens": 2.15e10,
-                                                                       "flops": 2.26e20}],
-    "expected_are": {"p10": 0.012, "p50": 0.035, "p90": 0.11},
-    "schedule": {"evaluate_every_tokens": 4.3e8, "checkpoints_per_run": 50, "drop_before_tokens": [1e9, 1e9],
-                 "checkpoints_used_per_run": 60},
-    "frontier": [{"budget_flops": 2.94e20, "budget_fraction": 0.05, "n_models": 5, "largest_params": 1.75e9,
-                  "p10": 0.012, "p50": 0.035, "p90": 0.11, "chosen": True}],
-    "naive": [{"name": "one-large-model", "sizes": [3.5e9], "p10": 0.02, "p50": 0.06, "p90": 0.2}],
-    "compute_optimal": {"params": 4.06e9, "tokens": 2.41e11, "tokens_per_param": 59.4,
-                        "params_interval": [1.4e8, 1.2e11], "source": "Chinchilla (Hoffmann et al. 2022)"},
-    "warnings": [], "reasons": {"models": "5 sizes from 1.1e+08 to 1.75e+09 parameters had the lowest expected ARE"},
-    "error_model_version": 3,
+    "version": 2,
+    "recommended": {"name": "searched", "description": "6 sizes from 2.15e+08 to 2.15e+09 parameters", "n_models": 6,
+                    "p10": 0.0023, "p50": 0.0128, "p90": 0.1156, "total_flops": 2.94e20, "models": [_RUN_EXAMPLE]},
+    "naive": [{"name": "five-log-spaced", "sizes": [2.33e6, 1.53e9], "p10": 0.0022, "p50": 0.0161, "p90": 0.1823,
+               "recommended": False}],
+    "alternatives": [{"name": "searched", "n_models": 5, "sizes": [2.15e8, 2.15e9], "p10": 0.0023, "p50": 0.0134,
+                      "p90": 0.1267, "p90_over_recommended": 1.1,
+                      "factors": [{"factor": "number of sizes", "p90_ratio": 1.11,
+                                   "text": "number of sizes: 5 sizes against 6 sizes raises its p90 x1.11"}],
+                      "why": "5 sizes from 2.15e+08 to 2.15e+09 parameters: p90 12.67% (1.10x the recommended); ..."}],
+    "warnings": [{"code": "outside_corpus", "message": "Outside what the error model's sweep covered: ..."}],
+    "choice": {"rule": "lowest p90, then lowest p50, then the cheaper design (plan level of the error model)",
+               "candidates": 378, "summary": "6 sizes ... has the lowest plausible worst-case ARE ...",
+               "factors": [{"factor": "scale-up", "value": "scale-up 3.26x", "text": "...",
+                            "versus": [{"against": "the best naive design", "p90_ratio": 1.27}]}]},
+    "compute_optimal": {"params": 6.89e9, "tokens": 1.42e11, "tokens_per_param": 20.6,
+                        "params_interval": [6.42e9, 7.4e9], "tokens_interval": [1.32e11, 1.53e11],
+                        "tokens_per_param_interval": [17.9, 23.8], "interval": [0.1, 0.9],
+                        "source": "Chinchilla replication (Besiroglu et al. 2024, arXiv:2404.10102)"},
+    "models": [_RUN_EXAMPLE], "expected_are": {"p10": 0.0023, "p50": 0.0128, "p90": 0.1156},
+    "reasons": {"models": "6 sizes from 2.15e+08 to 2.15e+09 parameters has the lowest ..."},
+    "error_model_version": 1,
 }
 
 
@@ -65,10 +77,14 @@ class PlanListCreate(generics.ListAPIView):
         description=(
             "The target (`target_params` and `target_tokens` or `target_compute`) and the budget for the "
             "small models (`budget_flops` or `budget_fraction` of the target's compute), optionally size "
-            "bounds and `max_models`. Answers 202 with the job; poll its URL (Location) until `status` is "
-            "succeeded: `result` then holds the plan (models, schedule, expected ARE with its interval, "
-            "frontier, naive designs, compute-optimal split, warnings, reasons). Impossible input: 400 "
-            f"naming the field. No error model yet: 409 ({NO_MODEL_MESSAGE})."
+            "bounds, `max_models` and `max_epochs`. Answers 202 with the job; poll its URL (Location) until "
+            "`status` is succeeded: `result` then holds the plan (version 2: `recommended` with its p10/p50/p90 "
+            "and each run's own schedule, the `naive` designs and the runners-up (`alternatives`) with theirs, "
+            "`choice` with the factors that decided, `warnings` with stable codes, the `compute_optimal` split "
+            "with its range, the `frontier` of other budgets), and `downloads` its files. Impossible input: "
+            "400 naming the field; both fields of a conflicting pair (budget_flops and budget_fraction, "
+            "target_tokens and target_compute): 400 naming both; an unknown key: 400 naming it; all checked "
+            f"before the error model is looked up. No error model yet: 409 ({NO_MODEL_MESSAGE})."
         ),
         request=sp.PlanRequestSerializer,
         responses={202: sp.PlanJobSerializer, **errors(400, 401, 409, 429, 503)},
