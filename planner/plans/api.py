@@ -19,6 +19,7 @@ from ..api.base import Pagination, accepted, errors
 from ..api.exceptions import Conflict
 from ..api.filters import JobStatusFilter
 from ..api.permissions import IsJobOwnerOrStaff
+from ..errormodels.services import error_model_rebuild
 from ..api.throttling import CreationRateThrottle
 from ..jobs.models import Job
 from . import serializers as sp
@@ -84,7 +85,8 @@ class PlanListCreate(generics.ListAPIView):
             "with its range, the `frontier` of other budgets), and `downloads` its files. Impossible input: "
             "400 naming the field; both fields of a conflicting pair (budget_flops and budget_fraction, "
             "target_tokens and target_compute): 400 naming both; an unknown key: 400 naming it; all checked "
-            f"before the error model is looked up. No error model yet: 409 ({NO_MODEL_MESSAGE})."
+            f"before the error model is looked up. No error model yet: 409 ({NO_MODEL_MESSAGE}; while one is being "
+            "built, `details.rebuild` gives its job, status and progress)."
         ),
         request=sp.PlanRequestSerializer,
         responses={202: sp.PlanJobSerializer, **errors(400, 401, 409, 429, 503)},
@@ -101,7 +103,12 @@ class PlanListCreate(generics.ListAPIView):
         try:
             job = plan_enqueue(data=form.validated_data, created_by=request.user)
         except NoErrorModel as exc:
-            raise Conflict(detail=str(exc), code="no_error_model") from exc
+            conflict = Conflict(detail=str(exc), code="no_error_model")
+            rebuild = error_model_rebuild()
+            if rebuild is not None:  # being built (e.g. on a fresh server): say how far it is
+                conflict.extra = {"rebuild": {"job": rebuild.pk, "status": rebuild.status, "progress": rebuild.progress,
+                                              "message": rebuild.progress_message}}
+            raise conflict from exc
         return accepted(request, sp.PlanJobSerializer, job)
 
 

@@ -114,6 +114,15 @@ def test_planning_without_an_error_model_is_a_409_saying_what_to_do(client_for, 
     assert not Job.objects.exists()
 
 
+def test_while_an_error_model_is_being_built_the_409_says_how_far_it_is(client_for, owner, no_enqueue):
+    sweep = Job.objects.create(kind=Job.Kind.SWEEP, status="running", progress=0.4,
+                               progress_message="16 of 40 families swept")
+    response = client_for(owner).post("/api/v1/plans/", REQUEST, format="json")
+    assert response.status_code == 409
+    assert response.json()["error"]["details"] == {"rebuild": {"job": sweep.pk, "status": "running", "progress": 0.4,
+                                                               "message": "16 of 40 families swept"}}
+
+
 def test_users_list_and_read_their_own_plans_only(client_for, owner, stranger, staff, error_model, no_enqueue):
     mine = client_for(owner).post("/api/v1/plans/", REQUEST, format="json").json()
     client_for(stranger).post("/api/v1/plans/", REQUEST, format="json")

@@ -215,3 +215,17 @@ def test_the_request_reads_as_numbers_and_capped_errors_say_so(logged_in, owner)
     assert "<code>target_params</code> = 7e+09" in html and "<code>target_tokens</code> = 1.4e+11" in html
     assert "<code>max_models</code> = 6" in html and "7000000000.0" not in html
     assert (_pct(ARE_CAP), _pct(0.0123), _pct(None)) == ("\u22651000%", "1.23%", "unbounded")
+
+
+def test_while_an_error_model_is_being_built_the_form_shows_its_progress(logged_in):
+    Job.objects.create(kind=Job.Kind.SWEEP, status="running", progress=0.4, progress_message="16 of 40 families swept")
+    html = logged_in.get(NEW).content.decode()
+    assert "The error model is being rebuilt from the corpus" in html and "16 of 40 families swept" in html
+    assert '<progress max="1" value="0.4">' in html and 'http-equiv="refresh"' in html
+    assert "No error model has been built yet" not in html
+
+
+def test_with_a_model_and_a_rebuild_running_plans_use_the_active_one(logged_in, error_model):
+    Job.objects.create(kind=Job.Kind.SWEEP, status="queued")
+    html = logged_in.get(NEW).content.decode()
+    assert f"Plans use v{error_model.version} until it is done" in html and 'http-equiv="refresh"' not in html
