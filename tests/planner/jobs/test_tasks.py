@@ -37,9 +37,11 @@ def test_a_stats_job_stores_the_result_and_the_family_stats(corpus):
     run_job.apply(args=[job.pk])
     job.refresh_from_db()
     assert job.status == "succeeded", job.error
-    assert job.result == {"families_refreshed": 2, "families": ["other", "tiny"]}
+    # The statistics, then the laws the corpus pages show (tiny's and other's: computed, available or not).
+    assert job.result == {"families_refreshed": 2, "families": ["other", "tiny"], "laws_computed": 2,
+                          "laws_cached_already": 0}
     assert (job.progress, job.attempts) == (1.0, 1)
-    assert job.progress_message == "2 families refreshed"
+    assert job.progress_message == "2 families refreshed, 2 laws computed"
     assert Family.objects.get(name="tiny").stats["n_runs"] == 3
 
 
