@@ -229,3 +229,19 @@ def test_with_a_model_and_a_rebuild_running_plans_use_the_active_one(logged_in, 
     Job.objects.create(kind=Job.Kind.SWEEP, status="queued")
     html = logged_in.get(NEW).content.decode()
     assert f"Plans use v{error_model.version} until it is done" in html and 'http-equiv="refresh"' not in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_version_1_plan_still_shows_what_it_holds(logged_in, finished_plan):
+    old = {k: v for k, v in finished_plan.result.items()
+           if k not in ("recommended", "alternatives", "choice", "version")}
+    old["compute_optimal"] = {k: v for k, v in old["compute_optimal"].items() if k != "law"}
+    old["warnings"] = ["a version-1 warning was a string"]
+    Job.objects.filter(pk=finished_plan.pk).update(result=old)
+    response = logged_in.get(f"/plans/{finished_plan.pk}/")
+    html = response.content.decode()
+    assert response.status_code == 200 and "Train these models" in html and "Runners-up" not in html
+    assert "a version-1 warning was a string" in html
+    assert f"/plans/{finished_plan.pk}/isoflop.png" not in html and f"/plans/{finished_plan.pk}/plan.csv" not in html
+    assert logged_in.get(f"/plans/{finished_plan.pk}/isoflop.png").status_code == 404
+    assert logged_in.get(f"/plans/{finished_plan.pk}/frontier.png").status_code == 200

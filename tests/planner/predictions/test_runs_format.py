@@ -184,3 +184,12 @@ def test_predictions_are_listed_for_their_owner_paginated_and_all_for_staff(clie
     assert client_for(staff).get(URL).json()["count"] == 3
     assert client_for(owner).get(URL, {"status": "queued"}).json()["count"] == 2
     assert client_for(None).get(URL).status_code == 401
+
+
+def test_the_form_takes_a_pasted_four_column_csv(client, owner, no_enqueue):
+    client.force_login(owner)
+    response = client.post("/predictions/new", {"csv_text": four_columns(synthetic_runs()).decode(),
+                                                "target_params": "1e10", "target_tokens": "2e11", "coverage": "0.8"})
+    job = Job.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/jobs/{job.pk}/"
+    assert len(job.input["runs"]) == 48
