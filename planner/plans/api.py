@@ -156,6 +156,7 @@ class PlanFile(generics.GenericAPIView):
         return self.queryset.visible_to(self.request.user)  # another user's: 404, like a missing one
 
     @extend_schema(
+        operation_id="plans_file_retrieve",
         summary="A plan's files: the plan (JSON), its runs (CSV) or the prediction's template (CSV)",
         description=(
             "`plan.json`: the stored plan (`result`). `plan.csv`: one row per run to train (model, params, tokens, "

@@ -114,7 +114,9 @@ def test_it_serves_the_corpus_runs_jobs_and_stops_both_processes_on_term(tmp_pat
         output = (tmp_path / "serve.log").read_text()
         assert status == 200, output
         assert "loading the reference corpus" in output
-        assert f"serving on http://127.0.0.1:{port}/" in output
+        # The script says so once its own probe connects (every 0.2 s): maybe just after this test's did.
+        wait_until(lambda: f"serving on http://127.0.0.1:{port}/" in (tmp_path / "serve.log").read_text(), 10,
+                   "serve to say it is serving")
         wait_until(lambda: "beat: Starting..." in (tmp_path / "serve.log").read_text(), 30, "beat in the worker")
         assert '<span class="n">2</span> <span class="label">families' in page
         assert '<span class="n">5</span> <span class="label">observations' in page

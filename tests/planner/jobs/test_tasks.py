@@ -197,7 +197,7 @@ def test_a_real_worker_takes_a_job_from_queued_to_succeeded(celery_worker_proces
     assert Job.objects.get(pk=job.pk).status in ("queued", "running", "succeeded")
     job = wait_for_job(job.pk)
     assert job.status == "succeeded", (job.error, celery_worker_process.log())
-    assert job.result == {"families_refreshed": 1, "families": ["tiny"]}
+    assert job.result == {"families_refreshed": 1, "families": ["tiny"], "laws_computed": 1, "laws_cached_already": 0}
     assert job.worker.startswith(celery_worker_process.name)
     assert Family.objects.get(name="tiny").stats["n_sizes"] == 2
 
