@@ -93,7 +93,9 @@ else:
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 
 ROOT_URLCONF = "planner.urls"
-# Logging out (a POST) lands on the home page.
+# Logging in without a `next` and logging out (a POST) land on the home page (Django's default after a
+# login, /accounts/profile/, is a page this service does not have).
+LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 # JSON in the API's error shape under /api/, Django's page elsewhere.
 CSRF_FAILURE_VIEW = "planner.api.exceptions.csrf_failure"

@@ -24,9 +24,12 @@ urlpatterns = [
     path("predictions/new", predictions_views.prediction_new, name="prediction-new"),
     path("predictions/<int:pk>/plot.png", predictions_views.prediction_plot, name="prediction-plot"),
     path("jobs/<int:pk>/", predictions_views.job_page, name="job-page"),
+    path("plans/", plans_views.plan_list, name="plan-list"),
     path("plans/new", plans_views.plan_new, name="plan-new"),
     path("plans/<int:pk>/", plans_views.plan_page, name="plan-page"),
     path("plans/<int:pk>/<str:name>.png", plans_views.plan_plot, name="plan-plot"),
+    # plan.json, plan.csv, prediction-template.csv (planner.plans.services.PLAN_FILES)
+    path("plans/<int:pk>/<str:name>", plans_views.plan_download, name="plan-file"),
     path("", include("planner.runs.urls")),  # tracker imports, predictions as runs advance, next-run advice
     path("api/v1/", include("planner.api.urls", namespace="api")),
 ]

@@ -43,12 +43,14 @@ def _fast_password_hasher(request, settings):
 
 @pytest.fixture(autouse=True)
 def _data_dir(settings, tmp_path):
-    """Uploads and other files go to a per-test directory; throttle counts to a per-test cache."""
+    """Uploads and other files go to a per-test directory; throttle counts and laws to per-test caches."""
     settings.DATA_DIR = tmp_path / "data"
     settings.DATA_DIR.mkdir()
-    # Throttle counts start from zero in every test (the real cache is a shared directory).
-    settings.CACHES = {**settings.CACHES, "throttle": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"throttle-{uuid.uuid4().hex}"}}
+    # Throttle counts start from zero in every test (the real cache is a shared directory); so do the laws
+    # (the stats job computes them, and the real cache is a directory under the project's data).
+    settings.CACHES = {**settings.CACHES, **{alias: {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": f"{alias}-{uuid.uuid4().hex}"}
+        for alias in ("throttle", "laws")}}
     return settings.DATA_DIR
 
 

@@ -3,6 +3,7 @@
 Domain API views (planner.<domain>.api) build on these; planner.api.schema documents the errors from ERRORS.
 """
 import re
+from collections.abc import Mapping
 
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers, status
@@ -92,4 +93,21 @@ class SingleValuedFormMixin:
                         if key in self.fields and key not in self.repeatable and len(data.getlist(key)) > 1}
             if repeated:
                 raise serializers.ValidationError(repeated)
+        return super().to_internal_value(data)
+
+
+class RejectUnknownFieldsMixin:
+    """A key the serializer does not take is a 400 naming it, not silently ignored (a typo'd optional key
+    would otherwise do nothing). Keys in ``ignored_keys`` are let through (a browser form's CSRF token)."""
+
+    ignored_keys = ("csrfmiddlewaretoken",)
+    rejects_unknown_fields = True  # the schema says so (planner.api.schema)
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            unknown = sorted(str(k) for k in data if k not in self.fields and k not in self.ignored_keys)
+            if unknown:
+                known = ", ".join(name for name, f in self.fields.items() if not f.read_only)
+                raise serializers.ValidationError(
+                    {key: [f"Unknown field {key!r}; this request takes {known}."] for key in unknown})
         return super().to_internal_value(data)

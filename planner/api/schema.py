@@ -8,6 +8,7 @@ code adds; this schema class adds the framework's ones from what the view is
 (authentication, permissions, pagination, filters, request body, throttles), all
 in the project's one error shape. schemathesis checks the result
 (tests/planner/test_api_fuzz.py): a response whose status is not documented fails.
+Request bodies that refuse unknown keys (``rejects_unknown_fields``) say so: additionalProperties false.
 """
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from rest_framework import permissions
@@ -43,3 +44,9 @@ class AutoSchema(SpectacularAutoSchema):
             if str(code) not in responses:
                 responses[str(code)] = self._get_response_for_code(ERRORS[code], str(code), direction=direction)
         return responses
+
+    def _map_serializer(self, serializer, direction, bypass_extensions=False):
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        if direction == "request" and getattr(serializer, "rejects_unknown_fields", False):
+            schema["additionalProperties"] = False
+        return schema

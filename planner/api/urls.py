@@ -22,7 +22,7 @@ urlpatterns = [
     path("jobs/", jobs.JobList.as_view(), name="job-list"),
     path("jobs/<int:pk>/", jobs.JobDetail.as_view(), name="job-detail"),
     path("jobs/<int:pk>/cancel/", jobs.JobCancel.as_view(), name="job-cancel"),
-    path("predictions/", predictions.PredictionCreate.as_view(), name="prediction-create"),
+    path("predictions/", predictions.PredictionListCreate.as_view(), name="prediction-list"),
     path("predictions/<int:pk>/", predictions.PredictionDetail.as_view(), name="prediction-detail"),
     path("predictions/imports/", runs.TrackerImportCreate.as_view(), name="prediction-import"),
     path("predictions/<int:pk>/updates/", runs.PredictionUpdateCreate.as_view(), name="prediction-update"),
@@ -30,6 +30,9 @@ urlpatterns = [
     path("advice/<int:pk>/", runs.AdviceDetail.as_view(), name="advice-detail"),
     path("plans/", plans.PlanListCreate.as_view(), name="plan-list"),
     path("plans/<int:pk>/", plans.PlanDetail.as_view(), name="plan-detail"),
+    # plan.json, plan.csv, prediction-template.csv (planner.plans.services.PLAN_FILES). No trailing slash, so
+    # any id and name reach the view (a 404 in the API's shape), not APPEND_SLASH's redirect to the catch-all.
+    re_path(r"^plans/(?P<pk>[^/]+)/(?P<name>[^/]+)$", plans.PlanFile.as_view(), name="plan-file"),
     path("sweeps/", errormodels.SweepListCreate.as_view(), name="sweep-list"),
     path("sweeps/<int:pk>/", errormodels.SweepDetail.as_view(), name="sweep-detail"),
     path("error-model/", errormodels.ErrorModelDetail.as_view(), name="error-model"),

@@ -54,6 +54,10 @@ class ErrorModelArtifact(models.Model):
     validation = models.JSONField(default=dict, help_text="Leave-one-family-out coverage and |log ratio|.")
     sweep_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="artifacts")
     is_active = models.BooleanField(default=False)
+    # The corpus it learned from (planner.errormodels.shipped.corpus_fingerprint): a sweep over every family
+    # records it, and so does the shipped model. Null: built elsewhere or over some families only.
+    corpus_fingerprint = models.JSONField(null=True, blank=True,
+                                          help_text="Counts and hash of the corpus it was built from, if known.")
 
     class Meta:
         ordering = ["-version"]

@@ -39,6 +39,7 @@ from ..jobs import dispatch
 from ..jobs.models import Job
 from ..jobs.services import (JobCancelled, JobFailure, JobHandedOff, job_create, job_fail, job_set_progress,
                              job_succeed, stale_before)
+from .fingerprint import corpus_fingerprint
 from .models import ErrorModelArtifact, SweepRow
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,12 @@ def sweep_table(*, job_id: int) -> pd.DataFrame:
 
 def error_model_active() -> ErrorModelArtifact | None:
     return ErrorModelArtifact.objects.filter(is_active=True).first()
+
+
+def error_model_rebuild() -> Job | None:
+    """The rebuild of the error model (a sweep job) queued or running, if any; pages show its progress."""
+    return (Job.objects.filter(kind=Job.Kind.SWEEP, status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
+            .order_by("-created_at").first())
 
 
 # Parsed error models by artifact version: a worker loads each once (artifacts never change).
@@ -144,10 +151,10 @@ def sweep_run(*, job: Job, progress, send: bool = True) -> NoReturn:
     # Families with the most checkpoints first (the slowest to sweep), so they do not start last.
     sizes = frame.groupby("family").size()
     order = sorted(eligible, key=lambda name: (-int(sizes[name]), name))
-    Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
-        result={"stage": STAGE_SWEEPING, "families": order, "dispatched_at": timezone.now().isoformat()},
-        updated_at=timezone.now(),
-    )
+    stage = {"stage": STAGE_SWEEPING, "families": order, "dispatched_at": timezone.now().isoformat()}
+    if requested is None:  # the whole corpus: the artifact records which (a starting server compares it)
+        stage["corpus_fingerprint"] = corpus_fingerprint(frame)
+    Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(result=stage, updated_at=timezone.now())
     progress(0.0, f"0 of {len(order)} families swept")
     if send:
         options = dispatch.same_queue()
@@ -235,7 +242,8 @@ def sweep_finalise(*, job_id: int) -> bool:
     except ValueError as exc:
         job_fail(job_id=job_id, error=f"The error model could not be fitted: {exc}")
         return False
-    artifact = error_model_store(model=model.to_dict(), sweep_job_id=job_id, activate=True)
+    artifact = error_model_store(model=model.to_dict(), sweep_job_id=job_id, activate=True,
+                                 corpus_fingerprint=job.result.get("corpus_fingerprint"))
     dispatched = job.result.get("dispatched_at")
     sweep_seconds = None
     if dispatched:
@@ -299,12 +307,16 @@ def error_model_activate(*, artifact: ErrorModelArtifact) -> ErrorModelArtifact:
 
 
 @transaction.atomic
-def error_model_store(*, model: dict, sweep_job_id: int | None = None, activate: bool = True) -> ErrorModelArtifact:
-    """Save an error model (ErrorModel.to_dict()) as the next version; activate it unless told not to."""
+def error_model_store(*, model: dict, sweep_job_id: int | None = None, activate: bool = True,
+                      corpus_fingerprint: dict | None = None) -> ErrorModelArtifact:
+    """Save an error model (ErrorModel.to_dict()) as the next version; activate it unless told not to.
+
+    ``corpus_fingerprint``: the corpus it was built from (planner.errormodels.shipped), when known."""
     # Locks the newest row so two stores cannot take the same version number.
     latest = ErrorModelArtifact.objects.select_for_update().order_by("-version").first()
     version = (latest.version if latest else 0) + 1
     artifact = ErrorModelArtifact.objects.create(
-        version=version, model=model, validation=model.get("validation", {}), sweep_job_id=sweep_job_id
+        version=version, model=model, validation=model.get("validation", {}), sweep_job_id=sweep_job_id,
+        corpus_fingerprint=corpus_fingerprint,
     )
     return error_model_activate(artifact=artifact) if activate else artifact

@@ -115,3 +115,17 @@ def job_stall(job: Job, now=None) -> dict | None:
         "message": (f"Stalled: no sign of its worker since {since:%Y-%m-%d %H:%M:%S} UTC; it will be retried "
                     f"at {retry_at:%H:%M:%S} UTC (the recovery takes it over on another worker)."),
     }
+
+
+def job_queue(job: Job) -> dict | None:
+    """For a queued job: how many queued jobs were created before it and how many are running, and a message
+    saying so. Two indexed counts; approximate (workers take tasks in the order sent, but a sweep's family
+    tasks are not jobs). None unless the job is queued."""
+    if job.status != Job.Status.QUEUED:
+        return None
+    ahead = Job.objects.filter(status=Job.Status.QUEUED, created_at__lt=job.created_at).count()
+    running = Job.objects.filter(status=Job.Status.RUNNING).count()
+    waits = f"{ahead} job{'s' if ahead != 1 else ''} ahead of it" if ahead else "next in line"
+    busy = f"{running} running" if running else "none running"
+    return {"ahead": ahead, "running": running,
+            "message": f"Queued: {waits} ({busy}); it starts when a worker is free."}

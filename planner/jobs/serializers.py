@@ -2,7 +2,7 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from .heartbeat import job_stall
+from .heartbeat import job_queue, job_stall
 from .models import Job
 
 
@@ -10,7 +10,7 @@ from .models import Job
 _PUBLIC_INPUT_KEYS = (
     "filename", "size", "skip_invalid", "replace", "families",
     # predictions (the runs themselves stay off: thousands of rows on every poll)
-    "target_params", "target_tokens", "coverage", "family", "metric", "n_rows",
+    "target_params", "target_tokens", "coverage", "family", "metric", "other_metrics", "n_rows",
     # plans
     "target_compute", "budget_flops", "budget_fraction", "min_size", "max_size", "max_models", "max_epochs",
 )
@@ -25,12 +25,15 @@ class JobSerializer(serializers.ModelSerializer):
     stalled = serializers.SerializerMethodField(
         help_text="Set while a running job's worker is gone (no heartbeat for SCALEPLAN_STALLED_AFTER seconds): "
                   "since when, when the recovery will retry it, and a message saying so.")
+    queue = serializers.SerializerMethodField(
+        help_text="Set while the job is queued: queued jobs created before it (`ahead`), jobs `running`, and a "
+                  "message saying so.")
 
     class Meta:
         model = Job
         fields = [
             "id", "url", "kind", "status", "progress", "message", "input", "result", "error",
-            "created_by", "attempts", "created_at", "started_at", "heartbeat_at", "stalled", "finished_at",
+            "created_by", "attempts", "created_at", "started_at", "heartbeat_at", "stalled", "queue", "finished_at",
             "cancel_url",
         ]
         read_only_fields = fields
@@ -44,6 +47,9 @@ class JobSerializer(serializers.ModelSerializer):
             return None
         return {"since": stall["since"].isoformat(), "retry_at": stall["retry_at"].isoformat(),
                 "message": stall["message"]}
+
+    def get_queue(self, job) -> dict | None:
+        return job_queue(job)
 
     def get_cancel_url(self, job) -> str | None:
         if job.is_finished:

@@ -13,8 +13,9 @@ from celery import shared_task
 from celery.exceptions import MaxRetriesExceededError, SoftTimeLimitExceeded
 from django.conf import settings
 
-from ..corpus.services import corpus_import_run, corpus_stats_run
+from ..corpus.services import corpus_import_run
 from ..errormodels.services import sweep_run
+from ..laws.services import stats_and_laws_run
 from ..plans.services import plan_run
 from ..runs.advice import advice_run
 from ..runs.following import prediction_followed_run
@@ -37,7 +38,7 @@ from .services import (
 log = logging.getLogger(__name__)
 
 RUNNERS = {
-    Job.Kind.CORPUS_STATS: corpus_stats_run,
+    Job.Kind.CORPUS_STATS: stats_and_laws_run,  # the statistics, then the laws the corpus pages show
     Job.Kind.CORPUS_IMPORT: corpus_import_run,
     # planner.predictions' prediction_run, plus its history for predictions that follow training
     Job.Kind.PREDICTION: prediction_followed_run,

@@ -1,5 +1,4 @@
 """Laws API: each family's fitted law, its backtest ARE and an interval for its largest size (public reads)."""
-from django.core.cache import caches
 from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -13,7 +12,7 @@ from ..api.base import Pagination, errors
 from ..api.filters import FamilyFilter
 from ..corpus.models import Family
 from . import serializers as s
-from .services import LAWS_CACHE, family_law, family_law_cache_key
+from .services import cached_laws, family_law
 
 # OPT from the reference corpus (rounded), as this endpoint returned it.
 LAW_EXAMPLE = {
@@ -58,11 +57,10 @@ class LawList(generics.ListAPIView):
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        keys = {family.pk: family_law_cache_key(family) for family in page}
-        cached = caches[LAWS_CACHE].get_many(list(keys.values()))
+        cached = cached_laws(page)
         items = []
         for family in page:
-            law = cached.get(keys[family.pk])
+            law = cached.get(family.pk)
             backtest = (law or {}).get("backtest") or {}
             items.append({
                 "family": family.name,

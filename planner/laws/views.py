@@ -6,7 +6,7 @@ from django.views.decorators.http import etag, require_safe
 
 from ..api.filters import FamilyFilter
 from ..corpus.models import Family
-from .services import COVERAGE, family_law, family_law_cache_key, family_plot_png
+from .services import COVERAGE, MISFIT_THRESHOLD, cached_laws, family_law, family_law_cache_key, family_plot_png
 
 
 class FamilyPageFilter(FamilyFilter):
@@ -24,23 +24,55 @@ def _pct(x, digits=1) -> str:
     return "—" if x is None else f"{x:.{digits}%}"
 
 
-def _row(family: Family) -> dict:
+def _row(family: Family, law: dict | None = None) -> dict:
     stats = family.stats or {}
+    backtest = (law or {}).get("backtest") or {}
+    misfit = ((law or {}).get("law") or {}).get("misfit") or {}
     return {
         "family": family,
         "n_sizes": stats.get("n_sizes"),
         "n_runs": stats.get("n_runs"),
         "params": f"{_g(stats.get('min_params'))} – {_g(stats.get('max_params'))}" if stats else "—",
         "tokens": f"{_g(stats.get('tokens_min'))} – {_g(stats.get('tokens_max'))}" if stats else "—",
+        "law_cached": law is not None,
+        "are": backtest.get("are") if backtest.get("available") else None,
+        "are_text": _pct(backtest.get("are")) if backtest.get("available") else ("not computed yet" if law is None
+                                                                                 else "—"),
+        "misfit": len(misfit.get("sizes") or []),
     }
+
+
+# ?sort= values: the column, and how to order by it (absent values last whichever the direction).
+SORTS = {"name": lambda r: r["family"].name.lower(), "sizes": lambda r: r["n_sizes"], "runs": lambda r: r["n_runs"],
+         "are": lambda r: r["are"]}
+
+
+def _sorted(rows: list[dict], sort: str) -> tuple[list[dict], str]:
+    """Rows in the order ``sort`` asks ("are", "-are", ...); an unknown one is the default, by name."""
+    key = sort.lstrip("-")
+    if key not in SORTS:
+        key, sort = "name", "name"
+    present = [r for r in rows if SORTS[key](r) is not None]
+    absent = [r for r in rows if SORTS[key](r) is None]
+    present.sort(key=lambda r: (SORTS[key](r), r["family"].name), reverse=sort.startswith("-"))
+    return present + sorted(absent, key=lambda r: r["family"].name), sort
 
 
 @require_safe
 def family_list(request):
     filterset = FamilyPageFilter(request.GET, queryset=Family.objects.all())
     valid = filterset.is_valid()
-    families = filterset.qs if valid else Family.objects.none()
-    context = {"filter": filterset, "rows": [_row(f) for f in families], "total": Family.objects.count()}
+    families = list(filterset.qs if valid else Family.objects.none())
+    laws = cached_laws(families)  # never computed here: the stats refresh (or a family's page) computes them
+    rows, sort = _sorted([_row(f, laws.get(f.pk)) for f in families], request.GET.get("sort", "name"))
+    query = request.GET.copy()
+    query.pop("sort", None)
+    links = {}
+    for key in SORTS:
+        query["sort"] = f"-{key}" if sort == key else key  # a second click reverses
+        links[key] = "?" + query.urlencode()
+    context = {"filter": filterset, "rows": rows, "total": Family.objects.count(), "sort": sort, "sort_links": links,
+               "uncached": sum(1 for r in rows if not r["law_cached"]), "misfit_threshold": _pct(MISFIT_THRESHOLD, 0)}
     return render(request, "planner/families.html", context, status=200 if valid else 400)
 
 
@@ -50,10 +82,14 @@ def family_page(request, name):
     law = family_law(family)
     params = law["law"].get("params") or {}
     stderr = law["law"].get("stderr") or {}
+    misfit = (law["law"].get("misfit") or {}).get("sizes") or []
     context = {
         "family": family,
-        "row": _row(family),
+        "row": _row(family, law),
         "law": law,
+        "misfit": [{"params": _g(m["params"]), "residual": _pct(m["mean_abs_log_residual"]),
+                    "n_points": m["n_points"]} for m in misfit],
+        "misfit_threshold": _pct(MISFIT_THRESHOLD, 0),
         "law_params": [{"name": k, "value": _g(v), "stderr": _g(stderr.get(k))} for k, v in params.items()],
         "pct": {k: _pct(law["backtest"].get(k)) for k in ("are", "are_best_loss", "are_most_compute")},
         "coverage": _pct(COVERAGE, digits=0),

@@ -29,5 +29,7 @@ class PlanForm(forms.Form):
         try:
             plan_request(cleaned)
         except PlanInputError as exc:
-            self.add_error(exc.field if exc.field in self.fields else None, exc.reason)
+            # A conflicting pair (both budgets, tokens and compute) is shown under each of its fields.
+            for name in exc.fields:
+                self.add_error(name if name in self.fields else None, exc.reason)
         return cleaned

@@ -1,7 +1,12 @@
 """Plans as jobs: validate a request, queue it, run fits.plan.recommend with the active error model."""
 from __future__ import annotations
 
-from fits import PlanInputError, PlanRequest, json_safe, recommend
+import json
+from urllib.parse import urlencode
+
+from django.urls import reverse
+
+from fits import PlanInputError, PlanRequest, json_safe, plan_csv, prediction_template_csv, recommend
 
 from ..errormodels.models import ErrorModelArtifact
 from ..errormodels.services import NO_MODEL_MESSAGE, error_model_loaded
@@ -52,3 +57,40 @@ def plan_run(*, job: Job, progress) -> dict:
     except PlanInputError as exc:
         raise JobFailure(str(exc), details={"field": exc.field, "reason": exc.reason}) from exc
     return {**json_safe(plan.to_dict()), "error_model_version": artifact.version}
+
+
+# --- the plan as files -----------------------------------------------------------------
+
+# name -> (content type, file name suffix, the stored plan -> text). The CSVs need a version-2 plan (its runs'
+# own schedules); the JSON is the stored plan as it is.
+PLAN_FILES = {
+    "plan.json": ("application/json", "plan.json", lambda plan: json.dumps(plan, indent=1, allow_nan=False) + "\n"),
+    "plan.csv": ("text/csv", "runs.csv", plan_csv),
+    "prediction-template.csv": ("text/csv", "prediction-template.csv", prediction_template_csv),
+}
+
+
+class NoPlanFile(LookupError):
+    """The file cannot be made: an unknown name, a plan that has not succeeded, or one too old to hold it."""
+
+
+def plan_file(*, job: Job, name: str) -> tuple[str, str, str]:
+    """(content type, file name, content) of one of the plan's files (PLAN_FILES); raises NoPlanFile."""
+    if name not in PLAN_FILES:
+        raise NoPlanFile(f"No file {name!r}; a plan has {', '.join(PLAN_FILES)}.")
+    if job.kind != Job.Kind.PLAN or job.status != Job.Status.SUCCEEDED or not job.result:
+        raise NoPlanFile("The plan has not succeeded (yet): it has no files.")
+    content_type, suffix, render = PLAN_FILES[name]
+    if name != "plan.json" and "recommended" not in job.result:
+        raise NoPlanFile("This plan was made before plans had per-run schedules: make it again for its CSV files.")
+    return content_type, f"plan-{job.pk}-{suffix}", render(job.result)
+
+
+def plan_prediction_form_url(job: Job) -> str:
+    """The prediction form, filled in with the plan's target (and the plan, for its template)."""
+    request = (job.result or {}).get("request") or job.input or {}
+    query = {"plan": job.pk}
+    for name in ("target_params", "target_tokens"):
+        if request.get(name) is not None:
+            query[name] = f"{float(request[name]):.6g}"
+    return f"{reverse('prediction-new')}?{urlencode(query)}"

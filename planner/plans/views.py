@@ -1,4 +1,5 @@
-"""Pages for plans: the form, the plan page (progress, then the plan) and its two plots.
+"""Pages for plans: the form, the plan page (progress, then the plan explained), its figures and files, and
+/plans/, the list of a user's plans and predictions.
 
 Planning needs a login, like predictions and the API's writes: a plan is a job,
 and jobs are private to their creator (and staff). Anonymous plans would need
@@ -6,20 +7,28 @@ unguessable URLs and a way to keep anonymous users from filling the queue; an
 account costs a team nothing (admin or `createsuperuser`), so the form asks for one.
 """
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
-from fits import ARE_CAP
-
 from ..api.throttling import form_throttle, throttled_response
-from ..errormodels.services import error_model_active
-from ..jobs.heartbeat import job_stall
+from ..errormodels.services import error_model_active, error_model_rebuild
+from ..jobs.heartbeat import job_queue, job_stall
 from ..jobs.models import Job
 from ..jobs.services import JobEnqueueError
 from .forms import PlanForm
 from .plots import PLOTS
-from .services import NO_MODEL_MESSAGE, REQUEST_FIELDS, NoErrorModel, plan_enqueue
+from .services import (NO_MODEL_MESSAGE, PLAN_FILES, REQUEST_FIELDS, NoErrorModel, NoPlanFile, plan_enqueue,
+                       plan_file, plan_prediction_form_url)
+from .summary import g, pct, plan_summary, request_value
+
+_pct = pct  # the name tests and older callers use
+
+
+def _form_context(form) -> dict:
+    return {"form": form, "error_model": error_model_active(), "rebuild": error_model_rebuild()}
 
 
 @login_required
@@ -29,8 +38,7 @@ def plan_new(request):
     status = 200
     if request.method == "POST" and (refused := form_throttle(request, "plans")):
         form.add_error(None, refused)  # before validation, as the API counts every POST
-        return throttled_response(request, render(request, "planner/plan_new.html",
-                                                  {"form": form, "error_model": error_model_active()}))
+        return throttled_response(request, render(request, "planner/plan_new.html", _form_context(form)))
     if request.method == "POST" and form.is_valid():
         try:
             job = plan_enqueue(data=form.cleaned_data, created_by=request.user)
@@ -44,8 +52,7 @@ def plan_new(request):
             status = 503
     # Field errors answer 200, as every form here does (Django's convention): a 4xx document is logged as a
     # console error by browsers. Scripts use the API, which answers 400 naming the field.
-    context = {"form": form, "error_model": error_model_active()}
-    return render(request, "planner/plan_new.html", context, status=status)
+    return render(request, "planner/plan_new.html", _form_context(form), status=status)
 
 
 def _own_plan(request, pk) -> Job:
@@ -54,57 +61,11 @@ def _own_plan(request, pk) -> Job:
                              kind=Job.Kind.PLAN)
 
 
-def _g(x) -> str:
-    return "-" if x is None else f"{x:.3g}"
-
-
-def _pct(x) -> str:
-    # None: the bound overflowed (stored as null), i.e. unbounded; the error model caps what it expects.
-    if x is None:
-        return "unbounded"
-    if x >= ARE_CAP:
-        return f"\u2265{ARE_CAP * 100:.0f}%"
-    return f"{x * 100:.3g}%"
-
-
-def _request_value(x) -> str:
-    return f"{x:.4g}" if isinstance(x, float) else str(x)
-
-
-def _summary(plan: dict) -> dict:
-    """The stored plan, formatted for the page (numbers as people read them)."""
-    models = [{"params": _g(m["params"]), "tokens": _g(m["tokens"]), "flops": _g(m["flops"]),
-               "tokens_per_param": f"{m['tokens'] / m['params']:.1f}"} for m in plan["models"]]
-    schedule = plan["schedule"]
-    opt = plan["compute_optimal"]
-    request = plan["request"]
-    return {
-        "models": models,
-        "total_flops": _g(sum(m["flops"] for m in plan["models"])),
-        "budget_flops": _g(request["budget_flops"]),
-        "target": {"params": _g(request["target_params"]), "tokens": _g(request["target_tokens"]),
-                   "compute": _g(request["target_compute"])},
-        "share": _pct(plan["design"]["train_compute_share"]),
-        "scale_up": f"{plan['design']['scale_up']:.1f}",
-        "expected": {k: _pct(v) for k, v in plan["expected_are"].items()},
-        "schedule": {
-            "every": _g(schedule["evaluate_every_tokens"]),
-            "per_run": schedule["checkpoints_per_run"],
-            "used": schedule["checkpoints_used_per_run"],
-            "drop": ", ".join(_g(t) for t in schedule["drop_before_tokens"]),
-        },
-        "naive": [{"name": n["name"], "sizes": ", ".join(_g(s) for s in n["sizes"]), "p10": _pct(n["p10"]),
-                   "p50": _pct(n["p50"]), "p90": _pct(n["p90"])} for n in plan["naive"]],
-        "frontier": [{"budget": _g(f["budget_flops"]), "fraction": _pct(f["budget_fraction"]),
-                      "n_models": f["n_models"], "largest": _g(f["largest_params"]), "p10": _pct(f["p10"]),
-                      "p50": _pct(f["p50"]), "p90": _pct(f["p90"]), "chosen": f["chosen"]} for f in plan["frontier"]],
-        "optimal": {"params": _g(opt["params"]), "tokens": _g(opt["tokens"]),
-                    "tokens_per_param": f"{opt['tokens_per_param']:.1f}",
-                    "interval": " - ".join(_g(p) for p in opt["params_interval"]), "source": opt["source"]},
-        "warnings": plan.get("warnings", []),
-        "reasons": plan.get("reasons", {}),
-        "version": plan.get("error_model_version"),
-    }
+def _downloads(job: Job, plan: dict) -> list[dict]:
+    names = PLAN_FILES if "recommended" in plan else ["plan.json"]
+    what = {"plan.json": "the plan (JSON, as the API stores it)", "plan.csv": "the runs to train (CSV)",
+            "prediction-template.csv": "a template for the prediction: each run's evaluation points, value empty"}
+    return [{"url": reverse("plan-file", args=[job.pk, name]), "name": name, "what": what[name]} for name in names]
 
 
 @require_safe
@@ -112,13 +73,18 @@ def _summary(plan: dict) -> dict:
 def plan_page(request, pk):
     job = _own_plan(request, pk)
     succeeded = job.status == Job.Status.SUCCEEDED and job.result
+    plan = plan_summary(job.result) if succeeded else None
     context = {
         "job": job,
         "percent": round(job.progress * 100),
         "refresh": not job.is_finished,
         "stall": job_stall(job),
-        "request_fields": [(k, _request_value(job.input[k])) for k in REQUEST_FIELDS if k in job.input],
-        "plan": _summary(job.result) if succeeded else None,
+        "queue": job_queue(job),
+        "request_fields": [(k, request_value(job.input[k])) for k in REQUEST_FIELDS if k in job.input],
+        "plan": plan,
+        "plots": [name for name in PLOTS if name != "isoflop" or (plan and plan["version"] >= 2)],
+        "downloads": _downloads(job, job.result) if succeeded else [],
+        "predict_url": plan_prediction_form_url(job) if succeeded else None,
     }
     return render(request, "planner/plan.html", context)
 
@@ -129,7 +95,63 @@ def plan_plot(request, pk, name):
     job = _own_plan(request, pk)
     if name not in PLOTS or job.status != Job.Status.SUCCEEDED or not job.result:
         raise Http404("No such plot: the plan has not succeeded, or the plot is unknown.")
-    response = HttpResponse(PLOTS[name](job.result), content_type="image/png")
+    try:
+        png = PLOTS[name](job.result)
+    except KeyError as exc:  # a plan stored before this figure existed
+        raise Http404(f"This plan has no {name} figure: {exc}") from exc
+    response = HttpResponse(png, content_type="image/png")
     # A succeeded job never changes, but it is private.
     response["Cache-Control"] = "private, max-age=86400"
     return response
+
+
+@require_safe
+@login_required
+def plan_download(request, pk, name):
+    job = _own_plan(request, pk)
+    try:
+        content_type, filename, content = plan_file(job=job, name=name)
+    except NoPlanFile as exc:
+        raise Http404(str(exc)) from exc
+    response = HttpResponse(content, content_type=f"{content_type}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+# --- /plans/: the user's plans and predictions ------------------------------------------
+
+LIST_PAGE_SIZE = 50
+
+
+def _row(job: Job) -> dict:
+    data = job.input or {}
+    tokens = data.get("target_tokens")
+    tokens = ", ".join(g(t) for t in tokens) if isinstance(tokens, list) else g(tokens)
+    if job.kind == Job.Kind.PLAN:
+        url = reverse("plan-page", args=[job.pk])
+        budget = (f"budget {g(data['budget_flops'])} FLOPs" if data.get("budget_flops") is not None
+                  else f"budget {pct(data.get('budget_fraction'))} of its compute")
+        what = f"{g(data.get('target_params'))} parameters, " + (
+            f"{tokens} tokens" if data.get("target_tokens") is not None
+            else f"{g(data.get('target_compute'))} FLOPs") + f"; {budget}"
+        answer = (job.result or {}).get("recommended", {}).get("description", "") if job.result else ""
+    else:
+        url = reverse("job-page", args=[job.pk])
+        source = data.get("filename") or data.get("family") or "runs"
+        what = f"{g(data.get('target_params'))} parameters on {tokens} tokens, from {source} ({data.get('n_rows', '?')} rows)"
+        prediction = (job.result or {}).get("prediction")
+        answer = (f"loss {', '.join(f'{p:.4g}' for p in prediction)}" if isinstance(prediction, list)
+                  else f"loss {prediction:.4g}" if prediction is not None else "")
+    return {"job": job, "url": url, "what": what, "answer": answer, "queue": job_queue(job), "stall": job_stall(job)}
+
+
+@require_safe
+@login_required
+def plan_list(request):
+    jobs = (Job.objects.visible_to(request.user).filter(kind__in=[Job.Kind.PLAN, Job.Kind.PREDICTION])
+            .select_related("created_by").order_by("-created_at", "-pk"))
+    page = Paginator(jobs, LIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"page": page, "rows": [_row(job) for job in page], "all_users": request.user.is_staff,
+               "refresh": any(not job.is_finished for job in page)}
+    return render(request, "planner/plan_list.html", context)

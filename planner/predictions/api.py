@@ -1,25 +1,24 @@
-"""Predictions of a target's loss from the user's own runs: POST queues a job, GET reads it.
+"""Predictions of a target's loss from the user's own runs: POST queues a job, GET lists or reads them.
 
 Writes need a token; a prediction job, like every job, is visible to its
-creator and to staff only.
+creator and to staff only (the list: your own; staff: all).
 """
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework import generics, permissions, status
+from rest_framework import generics, permissions
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from fits import CorpusTooLarge, CorpusValidationError
 
-from ..api.base import errors
+from ..api.base import Pagination, accepted, errors
 from ..api.exceptions import CorpusRejected, PayloadTooLarge
+from ..api.filters import JobStatusFilter
 from ..api.parsers import JSONParser
 from ..api.permissions import IsJobOwnerOrStaff
 from ..api.throttling import CreationRateThrottle
 from ..jobs.models import Job
 from . import serializers as sp
-from .services import PredictionInputError, prediction_enqueue, prediction_runs_from_csv
+from .services import PredictionInputError, prediction_enqueue, prediction_runs_from_csv, prediction_runs_from_json
 
 JSON_EXAMPLE = {
     "runs": [
@@ -45,24 +44,42 @@ def _invalid(exc: PredictionInputError):
     return ValidationError({exc.field: exc.messages})
 
 
-class PredictionCreate(APIView):
+class PredictionListCreate(generics.ListAPIView):
+    serializer_class = sp.PredictionJobSerializer
     permission_classes = [permissions.IsAuthenticated]
-    throttle_classes = [CreationRateThrottle]  # shared with the prediction form
+    throttle_classes = [CreationRateThrottle]  # POSTs only, shared with the prediction form
     throttle_scope = "predictions"
     parser_classes = [JSONParser, MultiPartParser, FormParser]
+    pagination_class = Pagination
+    filterset_class = JobStatusFilter
+
+    def get_queryset(self):
+        qs = Job.objects.filter(kind=Job.Kind.PREDICTION).select_related("created_by")
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
+            return qs.none()
+        return qs.visible_to(self.request.user)
+
+    @extend_schema(summary="List your predictions (staff: all predictions)",
+                   responses={200: sp.PredictionJobSerializer, **errors(400, 401)})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(
         summary="Predict a target's loss from your own small runs (a job)",
         description=(
-            "Either a JSON body with `runs` (one item per checkpoint: model, params, tokens, value, optional "
-            "seed, epochs and run_tokens), or a multipart upload of a CSV(.gz) of runs in `file` (the canonical "
-            "columns, of which only model, params, tokens and value are required, plus run_tokens) holding one "
-            "family (its primary metric is fitted unless `metric` names another). Runs follow the importer's "
-            "value rules (names, ranges, epochs >= 0, one params per run, no conflicting duplicates). With the target's "
-            "`target_params`, `target_tokens` (a number, or a list for a curve) and `coverage` (default 0.8). "
-            "Answers 202 with the job; poll its URL (Location) until `status` is succeeded: `result` then "
-            "holds the prediction, its interval, the fitted law and diagnostics. Bad input: 400 naming "
-            "the field (and the run index, or the file's line and column)."
+            "The runs format of CORPUS_FORMAT.md \"Runs for a prediction\": either a JSON body with `runs` (one "
+            "item per checkpoint: model, params, tokens, value; optional seed, step, epochs, metric, family, "
+            "run_tokens), or a multipart upload of a CSV(.gz) in `file` (the same columns; a 4-column file "
+            "`model,params,tokens,value` is enough) holding one family. When the rows carry several metrics, "
+            "the loss is fitted (validation before training loss) unless `metric` names another; the rows of "
+            "the others are counted in the result (`data.other_metrics`), not dropped silently. Runs follow the "
+            "importer's value rules (names, ranges, epochs >= 0, one params per run, no conflicting duplicates). "
+            "With the target's `target_params`, `target_tokens` (a number, or a list for a curve) and `coverage` "
+            "(default 0.8). Answers 202 with the job whether or not an error model exists (without one, the "
+            "interval says what it lacks); poll its URL (Location) until `status` is succeeded: `result` then "
+            "holds the prediction, its interval, the fitted law (`law.formula`: the one actually used) and "
+            "diagnostics. Bad input: 400 naming the field (and the run index, or the file's line and column); "
+            "an unknown key: 400 naming it."
         ),
         request={
             "application/json": sp.PredictionJsonRequestSerializer,
@@ -95,18 +112,20 @@ class PredictionCreate(APIView):
         else:
             form = sp.PredictionJsonRequestSerializer(data=request.data)
             form.is_valid(raise_exception=True)
-            runs, source = form.validated_data["runs"], {}
+            try:
+                runs, source = prediction_runs_from_json(runs=[dict(r) for r in form.validated_data["runs"]],
+                                                         metric=form.validated_data["metric"] or None)
+            except PredictionInputError as exc:
+                raise _invalid(exc) from exc
         data = form.validated_data
         try:
             job = prediction_enqueue(
-                runs=[dict(r) for r in runs], target_params=data["target_params"], target_tokens=data["target_tokens"],
+                runs=runs, target_params=data["target_params"], target_tokens=data["target_tokens"],
                 coverage=data["coverage"], source=source, created_by=request.user,
             )
         except PredictionInputError as exc:
             raise _invalid(exc) from exc
-        body = sp.PredictionJobSerializer(job, context={"request": request}).data
-        # str(): the URL is a DRF Hyperlink (a str subclass), which WSGI servers refuse in headers.
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": str(body["url"])})
+        return accepted(request, sp.PredictionJobSerializer, job)
 
 
 class PredictionDetail(generics.RetrieveAPIView):

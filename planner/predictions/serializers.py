@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.utils import html
 
-from ..api.base import SingleValuedFormMixin
+from ..api.base import RejectUnknownFieldsMixin, SingleValuedFormMixin
 from ..jobs.serializers import JobSerializer
 from .services import DEFAULT_COVERAGE, MAX_PREDICTION_ROWS
 
@@ -72,17 +72,27 @@ class TargetTokensField(serializers.Field):
 
 
 class PredictionRunSerializer(serializers.Serializer):
+    """One checkpoint of one run: the columns of ../shared/CORPUS_FORMAT.md "Runs for a prediction"."""
+
+    rejects_unknown_fields = True  # checked for the whole list at once (PredictionJsonRequestSerializer)
+
     model = serializers.CharField(max_length=200, help_text="Run (model) name; one run per model + seed.")
     params = PositiveFloatField(help_text="Parameter count N.")
     tokens = PositiveFloatField(help_text="Tokens seen at this checkpoint (D).")
     value = PositiveFloatField(help_text="Loss at this checkpoint.")
     seed = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    step = serializers.IntegerField(required=False, allow_null=True, min_value=0, help_text="Optimizer step, if known.")
     epochs = serializers.FloatField(required=False, allow_null=True, help_text="Passes over the data, if repeated.")
+    metric = serializers.CharField(max_length=200, required=False, allow_blank=True,
+                                   help_text="Metric name; rows of several metrics: the loss is chosen (or `metric` "
+                                             "names it) and the others are counted in the result.")
+    family = serializers.CharField(max_length=200, required=False, allow_blank=True,
+                                   help_text="Family name; the runs of a prediction are one family's.")
     run_tokens = serializers.FloatField(required=False, allow_null=True,
                                         help_text="The run's planned final tokens, for a run still training.")
 
 
-class PredictionTargetSerializer(serializers.Serializer):
+class PredictionTargetSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     target_params = PositiveFloatField(help_text="Parameter count of the model to predict.")
     target_tokens = TargetTokensField(
         help_text="Tokens of the target: one number, or a list for its predicted curve (form field: comma-separated)."
@@ -97,6 +107,27 @@ class PredictionJsonRequestSerializer(PredictionTargetSerializer):
         many=True, allow_empty=False, max_length=MAX_PREDICTION_ROWS,
         help_text="The small runs' losses: one item per checkpoint.",
     )
+    metric = serializers.CharField(
+        required=False, allow_blank=True, default="",
+        help_text="Metric to fit when the runs carry several; default: the loss by the canonical rule.",
+    )
+
+    def to_internal_value(self, data):
+        # A run's unknown key is named with its index (runs[3].lr), once per key, before the items are parsed.
+        runs = data.get("runs") if isinstance(data, dict) else None
+        if isinstance(runs, list):
+            known = PredictionRunSerializer().fields
+            first = {}
+            for i, run in enumerate(runs):
+                if isinstance(run, dict):
+                    for key in run:
+                        if key not in known and key not in first:
+                            first[key] = i
+            if first:
+                takes = ", ".join(known)
+                raise serializers.ValidationError({"runs": [f"runs[{i}].{key}: unknown field {key!r}; a run takes "
+                                                            f"{takes}." for key, i in first.items()]})
+        return super().to_internal_value(data)
 
 
 class PredictionUploadRequestSerializer(SingleValuedFormMixin, PredictionTargetSerializer):

@@ -90,40 +90,71 @@ def prediction_runs_from_csv(*, source, metric: str | None = None) -> tuple[list
     """The runs of a CSV(.gz) upload (a file object or bytes): one family, one metric.
 
     The columns of ../shared/CORPUS_FORMAT.md "Runs for a prediction" (model, params, tokens, value;
-    the other canonical columns and run_tokens optional), validated by the importer's rules
-    (fits.read_run_table). Returns ``(runs, about)`` where ``about`` says which family and metric were
-    used. Raises fits.CorpusValidationError (line, column, reason; CorpusTooLarge over the limits, while
-    the file is read), PredictionInputError for one that cannot be used for a prediction (several
-    families, an unknown metric).
+    seed, step, epochs, metric, family, run_tokens and the other canonical columns optional), validated by
+    the importer's rules (fits.read_run_table). Returns ``(runs, about)`` as :func:`prediction_runs_select`.
+    Raises fits.CorpusValidationError (line, column, reason; CorpusTooLarge over the limits, while the file
+    is read), PredictionInputError for one that cannot be used for a prediction (several families, an
+    unknown metric).
     """
     frame = read_run_table(io.BytesIO(source) if isinstance(source, bytes) else source, **prediction_file_limits())
     if frame.empty:
         raise PredictionInputError("The file has no data rows.", field="file")
+    return prediction_runs_select(frame, metric=metric, field="file")
+
+
+def prediction_runs_from_json(*, runs: list[dict], metric: str | None = None) -> tuple[list[dict], dict]:
+    """The runs of a JSON body (one dict per checkpoint, the same columns as a file), validated by the same
+    rules and reduced to one metric as :func:`prediction_runs_select`; problems name ``runs[i].field``."""
+    if not runs:
+        raise PredictionInputError("Give at least one run's losses.")
+    if len(runs) > MAX_PREDICTION_ROWS:
+        raise PredictionInputError(f"{len(runs)} rows given; at most {MAX_PREDICTION_ROWS} are accepted.")
+    try:
+        frame = validate_run_table(pd.DataFrame(list(runs)))
+    except CorpusValidationError as exc:
+        messages = runs_problems_message(exc)
+        raise PredictionInputError(messages[0], messages=messages) from None
+    runs, about = prediction_runs_select(frame, metric=metric, field="runs")
+    return runs, {k: v for k, v in about.items() if v}  # a JSON body says nothing of a family or metric it lacks
+
+
+def prediction_runs_select(frame: pd.DataFrame, *, metric: str | None, field: str) -> tuple[list[dict], dict]:
+    """One family's rows of one metric, as the list of runs a job stores.
+
+    The metric is the one named, else the family's primary one by the canonical rule (a validation loss
+    first), else the only one there is (no metric column: every row is the loss). Rows of other metrics
+    are not fitted, and not lost silently either: ``about["other_metrics"]`` counts them by metric, and the
+    result reports them. ``about`` also says which family and metric were used.
+    """
     families = sorted(frame["family"].unique())
     if len(families) > 1:
         raise PredictionInputError(
-            f"The file holds {len(families)} families ({', '.join(families)}); a prediction "
-            "uses one family's runs: upload one family at a time.",
-            field="file",
+            f"The {'file' if field == 'file' else 'runs'} hold {len(families)} families ({', '.join(families)}); a "
+            "prediction uses one family's runs: give one family at a time.",
+            field=field,
         )
     metrics = sorted(frame["metric"].unique())
     if metric:
         if metric not in metrics:
             raise PredictionInputError(
-                f"The file has no rows of metric {metric!r}; it has {', '.join(metrics)}.", field="metric"
+                f"The {'file' if field == 'file' else 'runs list'} has no rows of metric {metric!r}; it has "
+                f"{', '.join(metrics)}.", field="metric",
             )
-    elif metrics == [""]:
-        metric = ""  # no metric column (or none named): every row is the loss to fit
+    elif len(metrics) == 1:
+        metric = metrics[0]  # one metric (or none named): every row is the loss to fit
     else:
         metric = choose_primary_metric(frame)
         if not metric:
-            raise PredictionInputError(f"family {families[0]!r} reports no loss-like metric; name the metric to fit.",
-                                       field="metric")
-    rows = frame[frame["metric"] == metric]
+            raise PredictionInputError(f"None of the metrics {', '.join(repr(m) for m in metrics)} is a loss; name "
+                                       "the metric to fit.", field="metric")
+    chosen = frame["metric"] == metric
+    rows = frame[chosen]
     if len(rows) > MAX_PREDICTION_ROWS:
         raise PredictionInputError(
-            f"The file has {len(rows)} rows of {metric!r}; at most {MAX_PREDICTION_ROWS} are accepted.", field="file"
+            f"The {'file' if field == 'file' else 'runs list'} has {len(rows)} rows of {metric!r}; at most "
+            f"{MAX_PREDICTION_ROWS} are accepted.", field=field
         )
+    others = frame.loc[~chosen, "metric"].value_counts().sort_index()
     runs = [
         {
             "model": model,
@@ -133,13 +164,17 @@ def prediction_runs_from_csv(*, source, metric: str | None = None) -> tuple[list
             "seed": seed,
             **({"epochs": float(epochs)} if not math.isnan(epochs) else {}),
             **({"run_tokens": float(run_tokens)} if not math.isnan(run_tokens) else {}),
+            **({"step": int(step)} if not pd.isna(step) else {}),
         }
-        for model, params, tokens, value, seed, epochs, run_tokens in zip(
+        for model, params, tokens, value, seed, epochs, run_tokens, step in zip(
             rows["model"], rows["params"], rows["tokens"], rows["value"], rows["seed"], rows["epochs"],
-            rows["run_tokens"],
+            rows["run_tokens"], rows["step"],
         )
     ]
-    return runs, {"family": families[0], "metric": metric}
+    about = {"family": families[0], "metric": metric}
+    if len(others):
+        about["other_metrics"] = {str(m): int(n) for m, n in others.items()}
+    return runs, about
 
 
 def runs_problems_message(error: CorpusValidationError, *, shown: int = 20) -> list[str]:
@@ -238,7 +273,14 @@ def prediction_diagnostics(frame: pd.DataFrame, selected: pd.DataFrame, result, 
     """What a user should know before trusting the number (each with a code for scripts)."""
     out = []
     sizes = np.unique(frame["params"])
-    if sizes.size < MIN_SIZES:
+    if sizes.size == 1:
+        out.append(_diag(
+            "single_size", "warning",
+            f"One size only ({sizes[0]:.3g} parameters): how loss falls with size cannot be learned from it (the "
+            f"size term is not identified), so the law used is L = {result.to_dict().get('formula', '?')}, in tokens "
+            "alone, and the target's size does not enter the prediction. Train two or more sizes.",
+        ))
+    elif sizes.size < MIN_SIZES:
         out.append(_diag(
             "few_sizes", "warning",
             f"Only {sizes.size} model size(s); a law fitted to fewer than {MIN_SIZES} sizes is poorly constrained "
@@ -356,12 +398,23 @@ def prediction_run(*, job: Job, progress) -> dict:
                              "run-level bootstrap and the corpus's table of errors (no error model built yet)"},
         "expected_are": expected,
         "data": {"n_rows": len(frame), "n_rows_fitted": len(selected), "n_runs": int(frame.groupby(["model", "seed"]).ngroups),
-                 "sizes": sorted(float(n) for n in frame["params"].unique())},
+                 "sizes": sorted(float(n) for n in frame["params"].unique()), "metric": data.get("metric", ""),
+                 "other_metrics": data.get("other_metrics", {})},
         "diagnostics": prediction_diagnostics(frame, selected, result, target_params)
-        + extreme_diagnostics(frame, points) + _outside(expected),
+        + extreme_diagnostics(frame, points) + _outside(expected) + _other_metrics(data),
     }
     progress(1.0, "done")
     return result_dict
+
+
+def _other_metrics(data: dict) -> list[dict]:
+    others = data.get("other_metrics") or {}
+    if not others:
+        return []
+    counts = ", ".join(f"{metric or '(none)'}: {n:,}" for metric, n in others.items())
+    return [_diag("other_metrics", "note",
+                  f"{sum(others.values()):,} row(s) of other metrics were not fitted ({counts}); the fit used "
+                  f"{data.get('metric') or 'the rows without a metric'!s}. Name another metric to fit that one.")]
 
 
 def _outside(expected: dict | None) -> list[dict]:

@@ -7,10 +7,11 @@ to its creator and to staff, as in the API; to anyone else it is a 404, like a m
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
 from ..api.throttling import form_throttle, throttled_response
-from ..jobs.heartbeat import job_stall
+from ..jobs.heartbeat import job_queue, job_stall
 from ..jobs.models import Job
 from ..jobs.services import JobEnqueueError
 from .forms import PredictionForm
@@ -27,7 +28,7 @@ def prediction_new(request):
         form = PredictionForm(request.POST)  # refused before any work: the upload is not processed
         form.add_error(None, refused)
         return throttled_response(request, render(request, "planner/prediction_new.html", {"form": form}))
-    form = PredictionForm(request.POST or None, request.FILES or None)
+    form = PredictionForm(request.POST or None, request.FILES or None, initial=_initial(request))
     status = 200
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -42,7 +43,25 @@ def prediction_new(request):
         except JobEnqueueError as exc:
             form.add_error(None, str(exc))  # nothing was created: the same form, ready to send again
             status = 503
-    return render(request, "planner/prediction_new.html", {"form": form}, status=status)
+    return render(request, "planner/prediction_new.html", {"form": form, "plan": _plan_of(request)}, status=status)
+
+
+def _initial(request) -> dict:
+    """The target given in the URL (a plan's "predict from these runs" link), to fill in the form."""
+    return {name: request.GET[name][:100] for name in ("target_params", "target_tokens") if request.GET.get(name)}
+
+
+def _plan_of(request) -> dict | None:
+    """The plan the form was opened from (?plan=<id>), if the user may see it: its page and template."""
+    pk = request.GET.get("plan", "")
+    if not pk.isascii() or not pk.isdigit() or len(pk) > 18:
+        return None
+    plan = Job.objects.visible_to(request.user).filter(pk=int(pk), kind=Job.Kind.PLAN,
+                                                       status=Job.Status.SUCCEEDED).first()
+    if plan is None:
+        return None
+    return {"pk": plan.pk, "url": reverse("plan-page", args=[plan.pk]),
+            "template_url": reverse("plan-file", args=[plan.pk, "prediction-template.csv"])}
 
 
 def _own_job(request, pk) -> Job:
@@ -90,6 +109,7 @@ def job_page(request, pk):
         "percent": round(job.progress * 100),
         "refresh": not job.is_finished,
         "stall": job_stall(job),
+        "queue": job_queue(job),
         "prediction": _prediction_summary(job),
     }
     return render(request, "planner/job.html", context)

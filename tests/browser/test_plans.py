@@ -52,16 +52,18 @@ def test_a_user_plans_watches_the_job_and_sees_the_plan_with_its_plots(page, sho
     job.refresh_from_db()
     plan = job.result
 
-    for heading in ("Train these models", "Expected error on the target", "Checkpoint schedule", "Alternatives",
+    for heading in ("Train these models", "Downloads", "Expected error on the target", "Why this design",
+                    "Naive designs at the same budget", "Alternatives at other budgets",
                     "Compute-optimal split of the target’s own compute", "Plots"):
         expect(page.get_by_role("heading", name=heading)).to_be_visible()
-    models = page.locator("h2:has-text('Train these models') + p + table tbody tr")
+    models = page.locator("table.runs tbody tr")
     expect(models).to_have_count(len(plan["models"]))
-    expect(models.first.locator("td").first).to_have_text(f"{plan['models'][0]['params']:.3g}")
+    expect(models.first.locator("td").nth(1)).to_have_text(f"{plan['models'][0]['params']:.3g}")
     expect(page.locator(".expected strong")).to_have_text(f"{plan['expected_are']['p50'] * 100:.3g}%")
 
     images = images_loaded(page)
-    assert sorted(i["src"] for i in images) == [f"/plans/{job.pk}/frontier.png", f"/plans/{job.pk}/sizes.png"]
+    assert sorted(i["src"] for i in images) == [f"/plans/{job.pk}/{name}.png" for name in ("frontier", "isoflop",
+                                                                                            "sizes")]
     assert all(i["width"] > 0 and i["height"] > 0 for i in images), images
     assert sorted(png_responses(guard)) == [(i, 200, "image/png") for i in sorted(i["src"] for i in images)]
     shot("plan")

@@ -25,7 +25,7 @@ def test_the_schema_lists_every_endpoint(schema):
         "/api/v1/families/", "/api/v1/families/{id}/", "/api/v1/runs/", "/api/v1/observations/",
         "/api/v1/imports/", "/api/v1/stats/refresh/", "/api/v1/jobs/", "/api/v1/jobs/{id}/",
         "/api/v1/jobs/{id}/cancel/", "/api/v1/predictions/", "/api/v1/predictions/{id}/",
-        "/api/v1/plans/", "/api/v1/plans/{id}/", "/api/v1/sweeps/", "/api/v1/sweeps/{id}/", "/api/v1/error-model/",
+        "/api/v1/plans/", "/api/v1/plans/{id}/", "/api/v1/plans/{id}/{name}", "/api/v1/sweeps/", "/api/v1/sweeps/{id}/", "/api/v1/error-model/",
         "/api/v1/laws/", "/api/v1/laws/{name}/",
         "/api/v1/predictions/imports/", "/api/v1/predictions/{id}/updates/", "/api/v1/advice/", "/api/v1/advice/{id}/",
     }

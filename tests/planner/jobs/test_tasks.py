@@ -37,9 +37,11 @@ def test_a_stats_job_stores_the_result_and_the_family_stats(corpus):
     run_job.apply(args=[job.pk])
     job.refresh_from_db()
     assert job.status == "succeeded", job.error
-    assert job.result == {"families_refreshed": 2, "families": ["other", "tiny"]}
+    # The statistics, then the laws the corpus pages show (tiny's and other's: computed, available or not).
+    assert job.result == {"families_refreshed": 2, "families": ["other", "tiny"], "laws_computed": 2,
+                          "laws_cached_already": 0}
     assert (job.progress, job.attempts) == (1.0, 1)
-    assert job.progress_message == "2 families refreshed"
+    assert job.progress_message == "2 families refreshed, 2 laws computed"
     assert Family.objects.get(name="tiny").stats["n_runs"] == 3
 
 
@@ -195,7 +197,7 @@ def test_a_real_worker_takes_a_job_from_queued_to_succeeded(celery_worker_proces
     assert Job.objects.get(pk=job.pk).status in ("queued", "running", "succeeded")
     job = wait_for_job(job.pk)
     assert job.status == "succeeded", (job.error, celery_worker_process.log())
-    assert job.result == {"families_refreshed": 1, "families": ["tiny"]}
+    assert job.result == {"families_refreshed": 1, "families": ["tiny"], "laws_computed": 1, "laws_cached_already": 0}
     assert job.worker.startswith(celery_worker_process.name)
     assert Family.objects.get(name="tiny").stats["n_sizes"] == 2
 

@@ -14,7 +14,7 @@ from fits.canonical import CANONICAL_COLUMNS
 from fits.laws import TOKENS_ONLY
 from planner.corpus.importing import import_canonical
 from planner.models import Family
-from planner.laws.services import family_fit_frame, family_law, family_law_compute
+from planner.laws.services import family_fit_frame, family_law, family_law_and_plot_compute
 from planner.corpus.stats import families_refresh_stats
 
 pytestmark = pytest.mark.django_db
@@ -142,8 +142,8 @@ def test_a_family_without_its_primary_metric_is_unavailable_not_an_error(synthet
 def test_it_caches_the_law_until_the_family_statistics_change(synthetic, monkeypatch):
     first = family_law(synthetic)
     calls = []
-    monkeypatch.setattr("planner.laws.services.family_law_compute",
-                        lambda family: calls.append(family) or family_law_compute(family))
+    monkeypatch.setattr("planner.laws.services.family_law_and_plot_compute",
+                        lambda family: calls.append(family) or family_law_and_plot_compute(family))
 
     assert family_law(Family.objects.get(pk=synthetic.pk)) == first
     assert calls == []
@@ -197,3 +197,65 @@ def test_on_a_reference_family_it_matches_the_library_on_the_corpus_file(db):
     # The paper's point: a law fitted on the smaller sizes beats both naive baselines on OPT.
     assert result["backtest"]["are"] < min(result["backtest"]["are_best_loss"], result["backtest"]["are_most_compute"])
     assert result["interval"]["actual_inside"]
+
+
+def test_the_plot_is_drawn_with_the_law_and_cached_with_it(synthetic, monkeypatch):
+    from planner.laws import services
+
+    family_law(synthetic)
+    png = services.family_plot_png(synthetic)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the cached plot must not be drawn again")
+
+    monkeypatch.setattr(services, "fit", no_fit)
+    monkeypatch.setattr(services, "fit_figure", no_fit)
+    assert services.family_plot_png(Family.objects.get(pk=synthetic.pk)) == png
+    # Evicted (or never computed): drawn again with the law, from one fit.
+    monkeypatch.undo()
+    caches["laws"].clear()
+    assert services.family_plot_png(Family.objects.get(pk=synthetic.pk))[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_plot_legend_says_which_marks_are_data_and_which_the_law(synthetic):
+    from fits import fit, fit_figure
+    from planner.laws.services import _say_what_marks_are
+
+    frame = family_fit_frame(synthetic)
+    fitted = fit(frame)
+    figure = fit_figure(frame, fitted.result, used=fitted.used_frame())
+    _say_what_marks_are(figure)
+    labels = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert labels[:2] == ["points = data (faded: not fitted)", "lines = law (fitted)"]
+    assert "N=100M" in labels  # the sizes are still named
+
+
+def test_a_law_that_misses_its_own_sizes_says_which(db):
+    good = canonical_rows("good", SIZES)
+    bad = canonical_rows("bad", SIZES)
+    # The smallest size 30% above the law: no law of this form fits it with the other four.
+    smallest = bad["params"] == int(SIZES[0])
+    bad.loc[smallest, "value"] = bad.loc[smallest, "value"] * 1.3
+    import_families(good, bad)
+    law = family_law(Family.objects.get(name="good"))["law"]
+    assert law["misfit"] == {"threshold": 0.05, "sizes": []}
+    assert [round(s["params"]) for s in law["fit_by_size"]] == [int(n) for n in SIZES]
+    missed = family_law(Family.objects.get(name="bad"))["law"]["misfit"]["sizes"]
+    assert missed and all(s["mean_abs_log_residual"] > 0.05 for s in missed)
+
+
+def test_the_stats_job_computes_the_laws_of_the_families_it_refreshed(synthetic):
+    from planner.jobs.models import Job
+    from planner.laws.services import cached_laws, laws_warm, stats_and_laws_run
+
+    assert cached_laws(Family.objects.all()) == {}
+    job = Job.objects.create(kind=Job.Kind.CORPUS_STATS, input={"families": ["synthetic", "pair"]})
+    result = stats_and_laws_run(job=job, progress=lambda *a: None)
+    assert result["families_refreshed"] == 2 and result["laws_computed"] == 2
+    assert set(cached_laws(Family.objects.all())) == set(Family.objects.filter(
+        name__in=["synthetic", "pair"]).values_list("pk", flat=True))
+    # Laws cached for the families' current data are not computed again (a refresh moves the statistics'
+    # stamp, and so the key: its laws are computed anew).
+    assert laws_warm() == {"laws_computed": 1, "laws_cached_already": 2}
+    assert laws_warm() == {"laws_computed": 0, "laws_cached_already": 3}

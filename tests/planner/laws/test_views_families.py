@@ -48,6 +48,7 @@ def test_it_rejects_an_unknown_arch_with_the_reason(client, synthetic):
 
 def test_the_family_page_shows_the_law_backtest_interval_and_plot(client, synthetic):
     response = client.get("/families/synthetic/")
+    assert "The law misses its own data" not in response.content.decode()
 
     assert response.status_code == 200
     html = response.content.decode()
@@ -87,3 +88,54 @@ def test_the_plot_revalidates_with_its_etag_until_the_data_changes(client, synth
 @pytest.mark.parametrize("url", ["/families/pythia/", "/families/pythia/plot.png"])
 def test_an_unknown_family_is_404(client, synthetic, url):
     assert client.get(url).status_code == 404
+
+
+def test_the_list_shows_the_backtest_are_of_the_laws_computed_so_far_never_computing_one(client, synthetic,
+                                                                                        monkeypatch):
+    from planner.laws import services
+    from planner.laws.services import family_law
+
+    response = client.get("/families/")
+    assert [r["are_text"] for r in response.context["rows"]] == ["not computed yet"] * 3
+    assert "3 not computed yet" in response.content.decode()
+    law = family_law(synthetic)
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the list must not fit a law")
+
+    monkeypatch.setattr(services, "fit", no_fit)
+    response = client.get("/families/")
+    row = next(r for r in response.context["rows"] if r["family"].name == "synthetic")
+    assert row["are"] == law["backtest"]["are"] and row["are_text"] == f"{law['backtest']['are']:.1%}"
+    assert "2 not computed yet" in response.content.decode()
+
+
+def test_the_list_sorts_by_name_sizes_runs_and_backtest_are(client, synthetic):
+    from planner.laws.services import family_law
+    from planner.models import Family
+
+    for family in Family.objects.all():
+        family_law(family)  # single and pair have no backtest (fewer than 3 sizes): they sort last
+    assert names(client.get("/families/")) == ["pair", "single", "synthetic"]
+    assert names(client.get("/families/", {"sort": "-name"})) == ["synthetic", "single", "pair"]
+    assert names(client.get("/families/", {"sort": "sizes"})) == ["single", "pair", "synthetic"]
+    assert names(client.get("/families/", {"sort": "-sizes"})) == ["synthetic", "pair", "single"]
+    assert names(client.get("/families/", {"sort": "are"}))[0] == "synthetic"
+    assert names(client.get("/families/", {"sort": "-are"}))[0] == "synthetic"
+    assert names(client.get("/families/", {"sort": "bogus"})) == ["pair", "single", "synthetic"]
+    # The column links keep the filters and reverse the current order.
+    response = client.get("/families/", {"sort": "sizes", "arch": "dec"})
+    assert response.context["sort_links"]["sizes"] == "?arch=dec&sort=-sizes"
+    assert response.context["sort_links"]["are"] == "?arch=dec&sort=are"
+
+
+def test_the_family_page_warns_when_the_law_misses_its_own_sizes(client, db):
+    from tests.planner.laws.test_services_laws import canonical_rows, import_families
+
+    bad = canonical_rows("bad", (2e7, 5e7, 1e8, 3e8, 1e9))
+    smallest = bad["params"] == 20_000_000
+    bad.loc[smallest, "value"] = bad.loc[smallest, "value"] * 1.3
+    import_families(bad)
+    html = client.get("/families/bad/").content.decode()
+    assert "The law misses its own data" in html and "N = 2e+07" in html
+    assert "Points = data" in html and "lines = the fitted law" in html

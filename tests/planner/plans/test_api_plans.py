@@ -72,12 +72,55 @@ def test_odd_plan_inputs_are_reported_under_their_own_field_in_whole_sentences(
     assert says in details[field][0] and not details[field][0].endswith(("with", "computed")), details
 
 
+@pytest.mark.parametrize("change, fields", [
+    ({"budget_flops": 1e20}, {"budget_flops", "budget_fraction"}),
+    ({"target_compute": 6e21}, {"target_tokens", "target_compute"}),
+])
+def test_conflicting_fields_are_a_400_naming_both(client_for, owner, error_model, no_enqueue, change, fields):
+    response = client_for(owner).post("/api/v1/plans/", {**REQUEST, **change}, format="json")
+    assert response.status_code == 400
+    details = response.json()["error"]["details"]
+    assert set(details) == fields, details
+    for name in fields:
+        assert "not both" in details[name][0] and all(f in details[name][0] for f in fields)
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("change, key", [({"budget_fractoin": 0.05}, "budget_fractoin"), ({"max_model": 4}, "max_model")])
+def test_an_unknown_key_is_a_400_naming_it(client_for, owner, error_model, no_enqueue, change, key):
+    response = client_for(owner).post("/api/v1/plans/", {**REQUEST, **change}, format="json")
+    assert response.status_code == 400
+    details = response.json()["error"]["details"]
+    assert list(details) == [key] and f"Unknown field {key!r}" in details[key][0], details
+    assert "target_params" in details[key][0]  # and what the request takes
+    assert not Job.objects.exists()
+
+
+@pytest.mark.parametrize("change, fields", [
+    ({"budget_flops": 1e20}, {"budget_flops", "budget_fraction"}),
+    ({"tagret_params": 7e9}, {"tagret_params"}),
+])
+def test_bad_input_is_a_400_before_the_error_model_is_looked_up(client_for, owner, no_enqueue, change, fields):
+    # No error model: still a 400 naming the fields, not a 409.
+    response = client_for(owner).post("/api/v1/plans/", {**REQUEST, **change}, format="json")
+    assert response.status_code == 400 and set(response.json()["error"]["details"]) == fields
+
+
 def test_planning_without_an_error_model_is_a_409_saying_what_to_do(client_for, owner, no_enqueue):
     response = client_for(owner).post("/api/v1/plans/", REQUEST, format="json")
     assert response.status_code == 409
     assert response.json()["error"] == {"code": "no_error_model", "message": "no error model yet: POST /api/v1/sweeps/ first",
                                         "details": {}}
     assert not Job.objects.exists()
+
+
+def test_while_an_error_model_is_being_built_the_409_says_how_far_it_is(client_for, owner, no_enqueue):
+    sweep = Job.objects.create(kind=Job.Kind.SWEEP, status="running", progress=0.4,
+                               progress_message="16 of 40 families swept")
+    response = client_for(owner).post("/api/v1/plans/", REQUEST, format="json")
+    assert response.status_code == 409
+    assert response.json()["error"]["details"] == {"rebuild": {"job": sweep.pk, "status": "running", "progress": 0.4,
+                                                               "message": "16 of 40 families swept"}}
 
 
 def test_users_list_and_read_their_own_plans_only(client_for, owner, stranger, staff, error_model, no_enqueue):
@@ -153,3 +196,51 @@ def test_the_schema_documents_plans_with_examples(api_client):
     assert post["requestBody"]["content"]["application/json"]["examples"]
     assert schema["paths"]["/api/v1/plans/{id}/"]["get"]["responses"]["200"]["content"]["application/json"]["examples"]
     assert {"/api/v1/sweeps/", "/api/v1/sweeps/{id}/", "/api/v1/error-model/"} <= set(schema["paths"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_succeeded_plan_links_its_files_figures_and_prediction_form(client_for, owner, stranger, error_model):
+    import json
+
+    from fits import plan_csv, prediction_template_csv
+    from planner.jobs.tasks import run_job
+
+    job = Job.objects.create(kind=Job.Kind.PLAN, created_by=owner, input=REQUEST)
+    queued = client_for(owner).get(f"/api/v1/plans/{job.pk}/").json()
+    assert queued["downloads"] is None and queued["figures"] is None and queued["prediction_form_url"] is None
+    assert queued["queue"] == {"ahead": 0, "running": 0, "message": queued["queue"]["message"]}
+    assert client_for(owner).get(f"/api/v1/plans/{job.pk}/plan.csv").status_code == 404
+    run_job.apply(args=[job.pk])
+    job.refresh_from_db()
+
+    body = client_for(owner).get(f"/api/v1/plans/{job.pk}/").json()
+    base = f"http://testserver/api/v1/plans/{job.pk}"
+    assert body["downloads"] == {"json": f"{base}/plan.json", "csv": f"{base}/plan.csv",
+                                 "prediction_template": f"{base}/prediction-template.csv"}
+    assert set(body["figures"]) == {"isoflop", "frontier", "sizes"} and body["queue"] is None
+    assert body["prediction_form_url"].startswith("http://testserver/predictions/new?plan=")
+    # The warnings carry stable codes.
+    assert all(set(w) >= {"code", "message"} for w in body["result"]["warnings"])
+
+    client = client_for(owner)
+    response = client.get(body["downloads"]["csv"], HTTP_ACCEPT="text/csv")
+    assert response.status_code == 200 and response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response.content.decode() == plan_csv(job.result)
+    response = client.get(body["downloads"]["prediction_template"])
+    assert response.content.decode() == prediction_template_csv(job.result)
+    assert json.loads(client.get(body["downloads"]["json"]).content) == job.result
+    missing = client.get(f"{base}/other.csv")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert client_for(stranger).get(body["downloads"]["csv"]).status_code == 404
+    assert client_for(None).get(body["downloads"]["csv"]).status_code == 401
+
+
+def test_warnings_carry_stable_codes_in_the_api(client_for, owner, error_model):  # noqa: F811
+    from planner.plans.services import plan_run
+
+    job = Job.objects.create(kind=Job.Kind.PLAN, created_by=owner,
+                             input={"target_params": 7e9, "target_tokens": 1.4e11, "budget_flops": 2e22})
+    result = plan_run(job=job, progress=lambda *a: None)
+    Job.objects.filter(pk=job.pk).update(status="succeeded", result=result)
+    warnings = client_for(owner).get(f"/api/v1/plans/{job.pk}/").json()["result"]["warnings"]
+    assert "budget_exceeds_target" in [w["code"] for w in warnings]

@@ -251,7 +251,9 @@ def test_csv_runs_use_the_primary_metric_unless_one_is_named():
     extra = "mine,m-1e+08,dec,100000000,1e10,,,,,,train_loss,2.5,train,\n"
 
     parsed, about = prediction_runs_from_csv(source=csv_of(runs, extra=extra))
-    assert about == {"family": "mine", "metric": "val_loss"} and len(parsed) == len(runs)
+    # The other metric's row is not fitted, and not dropped silently: it is counted by metric.
+    assert about == {"family": "mine", "metric": "val_loss", "other_metrics": {"train_loss": 1}}
+    assert len(parsed) == len(runs)
     assert parsed[0] == {"model": runs[0]["model"], "params": int(runs[0]["params"]), "tokens": runs[0]["tokens"],
                          "value": runs[0]["value"], "seed": ""}
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('planner', '0006_sweeprow_evidence'),
+        ('planner', '0007_errormodel_corpus_fingerprint'),
     ]
 
     operations = [
