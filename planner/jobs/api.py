@@ -16,14 +16,23 @@ from .services import job_cancel
 
 
 class JobQuerysetMixin:
+    """A user's own jobs (staff: all), of one ``job_kind`` if set; another user's is a 404 like a missing one.
+
+    Every job view of the API (plans, predictions, advice, sweeps, jobs) reads through it.
+    """
+
     serializer_class = s.JobSerializer
     permission_classes = [permissions.IsAuthenticated, IsJobOwnerOrStaff]
     queryset = Job.objects.select_related("created_by")
+    job_kind: str | None = None
 
     def get_queryset(self):
+        qs = super().get_queryset()
+        if self.job_kind:
+            qs = qs.filter(kind=self.job_kind)
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user
-            return super().get_queryset().none()
-        return super().get_queryset().visible_to(self.request.user)
+            return qs.none()
+        return qs.visible_to(self.request.user)
 
 
 class JobList(JobQuerysetMixin, generics.ListAPIView):

@@ -18,9 +18,9 @@ from rest_framework.exceptions import NotFound
 from ..api.base import Pagination, accepted, errors
 from ..api.exceptions import Conflict
 from ..api.filters import JobStatusFilter
-from ..api.permissions import IsJobOwnerOrStaff
 from ..errormodels.services import error_model_rebuild
 from ..api.throttling import CreationRateThrottle
+from ..jobs.api import JobQuerysetMixin
 from ..jobs.models import Job
 from . import serializers as sp
 from .services import NO_MODEL_MESSAGE, PLAN_FILES, NoErrorModel, NoPlanFile, plan_enqueue, plan_file
@@ -55,19 +55,14 @@ PLAN_RESULT_EXAMPLE = {
 }
 
 
-class PlanListCreate(generics.ListAPIView):
+class PlanListCreate(JobQuerysetMixin, generics.ListAPIView):
     serializer_class = sp.PlanJobSerializer
     permission_classes = [permissions.IsAuthenticated]
     throttle_classes = [CreationRateThrottle]  # POSTs only, shared with the plan form
     throttle_scope = "plans"
     pagination_class = Pagination
     filterset_class = JobStatusFilter
-
-    def get_queryset(self):
-        qs = Job.objects.filter(kind=Job.Kind.PLAN).select_related("created_by")
-        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
-            return qs.none()
-        return qs.visible_to(self.request.user)
+    job_kind = Job.Kind.PLAN
 
     @extend_schema(summary="List your plans (staff: all plans)", responses={200: sp.PlanJobSerializer, **errors(401)})
     def get(self, request, *args, **kwargs):
@@ -112,15 +107,9 @@ class PlanListCreate(generics.ListAPIView):
         return accepted(request, sp.PlanJobSerializer, job)
 
 
-class PlanDetail(generics.RetrieveAPIView):
+class PlanDetail(JobQuerysetMixin, generics.RetrieveAPIView):
     serializer_class = sp.PlanJobSerializer
-    permission_classes = [permissions.IsAuthenticated, IsJobOwnerOrStaff]
-    queryset = Job.objects.filter(kind=Job.Kind.PLAN).select_related("created_by")
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
-            return self.queryset.none()
-        return self.queryset.visible_to(self.request.user)  # another user's: 404, like a missing one
+    job_kind = Job.Kind.PLAN
 
     @extend_schema(
         summary="One plan job: status, progress and, once succeeded, the plan",
@@ -144,16 +133,10 @@ class CSVRenderer(renderers.BaseRenderer):
         return data if isinstance(data, (bytes, str)) else renderers.JSONRenderer().render(data)
 
 
-class PlanFile(generics.GenericAPIView):
-    permission_classes = [permissions.IsAuthenticated, IsJobOwnerOrStaff]
-    queryset = Job.objects.filter(kind=Job.Kind.PLAN).select_related("created_by")
+class PlanFile(JobQuerysetMixin, generics.GenericAPIView):
+    job_kind = Job.Kind.PLAN
     renderer_classes = [renderers.JSONRenderer, CSVRenderer]
     pagination_class = None
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
-            return self.queryset.none()
-        return self.queryset.visible_to(self.request.user)  # another user's: 404, like a missing one
 
     @extend_schema(
         operation_id="plans_file_retrieve",

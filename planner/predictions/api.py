@@ -14,8 +14,8 @@ from ..api.base import Pagination, accepted, errors
 from ..api.exceptions import CorpusRejected, PayloadTooLarge
 from ..api.filters import JobStatusFilter
 from ..api.parsers import JSONParser
-from ..api.permissions import IsJobOwnerOrStaff
 from ..api.throttling import CreationRateThrottle
+from ..jobs.api import JobQuerysetMixin
 from ..jobs.models import Job
 from . import serializers as sp
 from .services import PredictionInputError, prediction_enqueue, prediction_runs_from_csv, prediction_runs_from_json
@@ -44,7 +44,7 @@ def _invalid(exc: PredictionInputError):
     return ValidationError({exc.field: exc.messages})
 
 
-class PredictionListCreate(generics.ListAPIView):
+class PredictionListCreate(JobQuerysetMixin, generics.ListAPIView):
     serializer_class = sp.PredictionJobSerializer
     permission_classes = [permissions.IsAuthenticated]
     throttle_classes = [CreationRateThrottle]  # POSTs only, shared with the prediction form
@@ -52,12 +52,7 @@ class PredictionListCreate(generics.ListAPIView):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     pagination_class = Pagination
     filterset_class = JobStatusFilter
-
-    def get_queryset(self):
-        qs = Job.objects.filter(kind=Job.Kind.PREDICTION).select_related("created_by")
-        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
-            return qs.none()
-        return qs.visible_to(self.request.user)
+    job_kind = Job.Kind.PREDICTION
 
     @extend_schema(summary="List your predictions (staff: all predictions)",
                    responses={200: sp.PredictionJobSerializer, **errors(400, 401)})
@@ -128,15 +123,9 @@ class PredictionListCreate(generics.ListAPIView):
         return accepted(request, sp.PredictionJobSerializer, job)
 
 
-class PredictionDetail(generics.RetrieveAPIView):
+class PredictionDetail(JobQuerysetMixin, generics.RetrieveAPIView):
     serializer_class = sp.PredictionJobSerializer
-    permission_classes = [permissions.IsAuthenticated, IsJobOwnerOrStaff]
-    queryset = Job.objects.filter(kind=Job.Kind.PREDICTION).select_related("created_by")
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
-            return self.queryset.none()
-        return self.queryset.visible_to(self.request.user)  # another user's: 404, like a missing one
+    job_kind = Job.Kind.PREDICTION
 
     @extend_schema(
         summary="One prediction job: status, progress and, once succeeded, the result",

@@ -22,8 +22,8 @@ from ..api.base import Pagination, accepted, errors
 from ..api.exceptions import CorpusRejected, PayloadTooLarge
 from ..api.filters import JobStatusFilter
 from ..api.parsers import JSONParser
-from ..api.permissions import IsJobOwnerOrStaff
 from ..api.throttling import CreationRateThrottle
+from ..jobs.api import JobQuerysetMixin
 from ..jobs.models import Job
 from ..predictions.services import PredictionInputError, prediction_enqueue, prediction_runs_from_csv
 from . import serializers as sr
@@ -169,7 +169,7 @@ class PredictionUpdateCreate(APIView):
         return accepted(request, sr.FollowedPredictionSerializer, job)
 
 
-class AdviceListCreate(generics.ListAPIView):
+class AdviceListCreate(JobQuerysetMixin, generics.ListAPIView):
     serializer_class = sr.AdviceJobSerializer
     permission_classes = [permissions.IsAuthenticated]
     throttle_classes = [CreationRateThrottle]  # POSTs only
@@ -177,12 +177,7 @@ class AdviceListCreate(generics.ListAPIView):
     pagination_class = Pagination
     filterset_class = JobStatusFilter
     parser_classes = [JSONParser, MultiPartParser, FormParser]
-
-    def get_queryset(self):
-        qs = Job.objects.filter(kind=Job.Kind.ADVICE).select_related("created_by")
-        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
-            return qs.none()
-        return qs.visible_to(self.request.user)
+    job_kind = Job.Kind.ADVICE
 
     @extend_schema(summary="List your next-run advice (staff: all)",
                    responses={200: sr.AdviceJobSerializer, **errors(401)})
@@ -236,15 +231,9 @@ class AdviceListCreate(generics.ListAPIView):
         return accepted(request, sr.AdviceJobSerializer, job)
 
 
-class AdviceDetail(generics.RetrieveAPIView):
+class AdviceDetail(JobQuerysetMixin, generics.RetrieveAPIView):
     serializer_class = sr.AdviceJobSerializer
-    permission_classes = [permissions.IsAuthenticated, IsJobOwnerOrStaff]
-    queryset = Job.objects.filter(kind=Job.Kind.ADVICE).select_related("created_by")
-
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return self.queryset.none()
-        return self.queryset.visible_to(self.request.user)  # another user's: 404, like a missing one
+    job_kind = Job.Kind.ADVICE
 
     @extend_schema(
         summary="One advice job: status, progress and, once succeeded, the advice",
