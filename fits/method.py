@@ -44,6 +44,8 @@ OVERFIT_MIN_EPOCHS = 2.0
 MIN_SPARE_RUNS = 2
 # Rollout fits only rank the candidates: exponents to 0.01 are plenty for that (and cost fewer scans).
 ROLLOUT_TOL = 1e-2
+# The cap trusts only runs at least this many times smaller than the target (see cap_by_smaller_runs).
+CAP_SIZE_RATIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -279,19 +281,22 @@ def capped_name(method: Method) -> str:
 
 
 def cap_by_smaller_runs(train: TrainSet, target_params, target_tokens, predicted) -> np.ndarray:
-    """No target predicted worse than a smaller run that saw no more tokens actually did.
+    """No target predicted worse than a clearly smaller run that saw no more tokens actually did.
 
-    A model at least as large, trained at least as long, in the same family,
-    should not end up with a higher loss; a law that says so has been pulled
-    off by a misfit (a phase change, a saturated synthetic task). Whether to
-    apply it is itself part of the rollout choice: ladders of differently
-    shaped models (width against depth at one size) break the premise.
+    A model twice as large or more, trained at least as long, in the same
+    family, should not end up with a higher loss; a law that says so has been
+    pulled off by a misfit (a phase change, a saturated synthetic task).
+    Only runs at most 1/CAP_SIZE_RATIO of the target's size cap it: at nearly
+    one size, models of different shapes (width against depth) differ by more
+    than their sizes do, so a slightly smaller run is no bound (the README's
+    science section has what the ratio changed). Whether to apply the cap at
+    all is part of the rollout choice.
     """
     predicted = np.asarray(predicted, dtype=float).copy()
     n = np.broadcast_to(np.asarray(target_params, dtype=float), predicted.shape)
     d = np.broadcast_to(np.asarray(target_tokens, dtype=float), predicted.shape)
     for i in np.ndindex(predicted.shape):
-        seen = (train.params <= n[i]) & (train.tokens <= d[i])
+        seen = (train.params * CAP_SIZE_RATIO <= n[i]) & (train.tokens <= d[i])
         if seen.any():
             predicted[i] = min(predicted[i], float(train.value[seen].min()))
     return predicted

@@ -288,19 +288,27 @@ def test_to_dict_is_strict_json_whatever_the_choice(case):
 # --- the cap by smaller runs --------------------------------------------------------
 
 
-def test_cap_by_smaller_runs_uses_only_runs_no_larger_and_no_longer():
+def test_cap_by_smaller_runs_uses_only_runs_clearly_smaller_and_no_longer():
     ts = TrainSet.from_frame(pd.DataFrame({
         "model": ["s", "s", "m", "m"], "params": [1e8, 1e8, 4e8, 4e8], "tokens": [1e9, 4e9, 1e9, 4e9],
         "value": [3.0, 2.5, 2.8, 2.2]}))
-    n = np.array([[2e8, 2e8], [4e8, 5e7]])
+    n = np.array([[2e8, 2e8], [8e8, 5e7]])
     d = np.array([[4e9, 2e9], [4e9, 4e9]])
     pred = np.full((2, 2), 2.6)
     out = cap_by_smaller_runs(ts, n, d, pred)
-    # (2e8, 4e9): the small run's 2.5; (2e8, 2e9): only the small run's 1e9 checkpoint (3.0), no cap;
-    # (4e8, 4e9): every run, best 2.2; (5e7, 4e9): no run that small, no cap.
+    # (2e8, 4e9): the small run's 2.5 (half the size); (2e8, 2e9): only the small run's 1e9 checkpoint (3.0),
+    # no cap; (8e8, 4e9): every run, best 2.2; (5e7, 4e9): no run that small, no cap.
     np.testing.assert_array_equal(out, [[2.5, 2.6], [2.2, 2.6]])
     np.testing.assert_array_equal(pred, np.full((2, 2), 2.6))  # the input is not modified
-    assert cap_by_smaller_runs(ts, 4e8, 4e9, 2.0) == 2.0  # a prediction already below is kept
+    assert cap_by_smaller_runs(ts, 8e8, 4e9, 2.0) == 2.0  # a prediction already below is kept
+
+
+def test_cap_ignores_runs_of_nearly_the_same_size():
+    """Shapes differ at one size: a run 0.9x the target's size bounds nothing, one at half its size does."""
+    ts = TrainSet.from_frame(pd.DataFrame({
+        "model": ["a", "b"], "params": [9e8, 5e8], "tokens": [4e9, 4e9], "value": [2.4, 2.7]}))
+    assert cap_by_smaller_runs(ts, 1e9, 4e9, 2.6) == 2.6
+    assert cap_by_smaller_runs(ts, 1e9, 4e9, 2.8) == 2.7
 
 
 # --- what the data support ------------------------------------------------------------
