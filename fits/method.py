@@ -11,8 +11,10 @@ bootstrap, :mod:`fits.interval`) needs no second fit of the point estimate.
 from the user's own data: it rolls each candidate out on the family's own
 ladder (predict the largest trained size from the smaller ones, and the next
 largest from the ones below it, scored like the target: the last 30% of the
-held-out size's tokens) and keeps the one that extrapolated best. Which
-candidate won, and each one's scores, are in ``Fit.choice``.
+held-out size's tokens) and keeps the one that extrapolated best - but leaves
+the first candidate, the default, only for one that beat it at every held-out
+size (:func:`consistent_winners`). Which candidate won, why, and each one's
+scores are in ``Fit.choice``.
 """
 from __future__ import annotations
 
@@ -199,10 +201,16 @@ class AutoMethod:
         scores, folds = rollout_scores(candidates, ts, self.folds)
         means = {name: float(np.mean(s)) if s else float("nan") for name, s in scores.items()}
         finite = {name: m for name, m in means.items() if np.isfinite(m)}
+        default = candidates[0].name
         if finite:
-            chosen_name = min(finite, key=lambda name: (finite[name], list(means).index(name)))
+            eligible = consistent_winners(scores, default) if default in finite else finite
+            chosen_name = min(eligible, key=lambda name: (finite[name], list(means).index(name)))
             reason = (f"lowest error predicting its own larger sizes from the smaller ones "
                       f"({100 * finite[chosen_name]:.2f}% over {len(folds)} held-out size(s))")
+            passed_over = [n for n in finite if n not in eligible and finite[n] < finite[chosen_name]]
+            if passed_over:
+                reason += (f"; {', '.join(passed_over)} did better on average but not at every held-out size, "
+                           f"so {default}, the default, stays")
         else:
             chosen_name = candidates[0].name
             reason = ("too few sizes to hold one out (a rollout needs two smaller sizes): the first candidate"
@@ -238,6 +246,19 @@ def comparable_candidates(candidates, ts: TrainSet) -> tuple:
     best = max(sum(t) for t in terms.values())
     kept = tuple(c for c in candidates if c.name in terms and sum(terms[c.name]) == best)
     return kept or tuple(candidates)
+
+
+def consistent_winners(scores: dict, default: str) -> dict:
+    """The candidates that may replace ``default``: those that beat it at every held-out size (and it).
+
+    Two or three held-out sizes are a small sample: a candidate better on
+    average but worse at one of them may owe its lead to that one size. Leaving
+    the default only on a consistent win asks the family's own data for the
+    evidence instead of a margin tuned to a corpus.
+    """
+    base = scores[default]
+    return {name: s for name, s in scores.items()
+            if name == default or (len(s) == len(base) > 0 and all(a < b for a, b in zip(s, base)))}
 
 
 def rollout_scores(candidates, ts: TrainSet, n_folds: int) -> tuple[dict, list]:

@@ -16,6 +16,7 @@ from fits.method import (
     Fit,
     Method,
     cap_by_smaller_runs,
+    consistent_winners,
     choose_form,
     exponents_identified,
     has_curves,
@@ -228,6 +229,26 @@ def test_rollout_scores_hold_out_each_size_and_score_its_target_window(own_sched
     pred = FINAL.fit(inner, stderr=False, tol=fits.method.ROLLOUT_TOL).result.predict(
         target.params, target.tokens, target.epochs, target.run_tokens)
     assert scores["final"][0] == pytest.approx(np.mean(np.abs(pred - target.value) / target.value))
+
+
+def test_the_default_is_left_only_for_a_candidate_that_beats_it_at_every_held_out_size():
+    scores = {"curves": [0.010, 0.010], "curves+cap": [0.009, 0.010], "final": [0.002, 0.012],
+              "all-points": [0.008, 0.009], "broken": [float("inf"), 0.001]}
+    assert set(consistent_winners(scores, "curves")) == {"curves", "all-points"}
+    assert set(consistent_winners({"curves": [], "final": []}, "curves")) == {"curves"}
+
+
+def test_auto_says_when_a_better_average_was_passed_over(monkeypatch):
+    frame = synthetic_family(0, sizes=np.geomspace(5e7, 8e8, 5), tokens=np.geomspace(2e8, 3e10, 10))
+    canned = {"curves": [0.010, 0.010], "curves+cap": [0.010, 0.010], "all-points": [0.002, 0.012],
+              "all-points+cap": [0.009, 0.0095]}
+    monkeypatch.setattr(fits.method, "rollout_scores", lambda candidates, ts, n: (canned, [{}, {}]))
+    fit = AutoMethod(candidates=(CURVES, ALL_POINTS)).fit(frame)
+    assert fit.choice["method"] == "all-points+cap" and fit.method.cap  # beat curves at both sizes
+    assert "all-points did better on average but not at every held-out size" in fit.choice["reason"]
+    canned["all-points+cap"] = [0.011, 0.002]
+    fit = AutoMethod(candidates=(CURVES, ALL_POINTS)).fit(frame)
+    assert fit.choice["method"] == "curves" and "so curves, the default, stays" in fit.choice["reason"]
 
 
 def test_with_two_sizes_auto_falls_back_to_the_first_candidate_and_says_why():

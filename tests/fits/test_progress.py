@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from fits.backtest import split_target
+from fits.method import ALL_POINTS
 from fits.progress import MAX_POINTS, PredictionHistory, narrowing, prediction_history, runs_as_of
 from fits.trainset import FitInputError
 
@@ -55,7 +56,10 @@ def test_the_flag_fires_on_a_plateau_when_updates_add_little():
     fam = _family().assign(run_tokens=2e10)
     last = np.sort(fam["tokens"].unique())[-4:]  # each update logs one more checkpoint per run, near the end
     snaps = [fam[fam["tokens"] <= t] for t in last]
-    history = prediction_history(snaps, TARGET_N, TARGET_D, labels=[1, 2, 3, 4])
+    # One method throughout (all checkpoints, each weighing the same: the one whose band here reflects
+    # the data added): the automatic choice may switch candidates between two snapshots of this noisy
+    # family (a different law, a different width), which is not what this test is about.
+    history = prediction_history(snaps, TARGET_N, TARGET_D, labels=[1, 2, 3, 4], method=ALL_POINTS)
     widths = history.table["width_log"].to_numpy()
     assert widths[-1] > 0.9 * widths[-3]  # less than the 10% tolerance over the last two updates
     assert history.stopped_narrowing is True and history.plateau_since in (1, 2)
